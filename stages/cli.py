@@ -1,0 +1,66 @@
+"""``wm``: one command line for humans that groups the stages and project helpers.
+
+    wm collect               record episodes (the `collect` DVC stage)
+    wm tasks                 list the task names `collect.tasks` accepts
+    wm preset tier2          merge presets/tier2.yaml into params.yaml
+    wm params-doc            print the params reference (Markdown)
+    wm check-params          validate params.yaml and print it resolved
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from stages import collect as collect_stage
+from stages.common import PARAMS_OPTION, err_console, load_or_exit
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__)
+app.command("collect")(collect_stage.main)
+
+
+@app.command()
+def tasks() -> None:
+    """List the task names `collect.tasks` accepts."""
+    from worldmodel.envs.tasks import ALL_TASK_NAMES
+
+    for name in ALL_TASK_NAMES:
+        typer.echo(name)
+
+
+@app.command()
+def preset(
+    name: str = typer.Argument(..., help="Preset name: a file presets/<name>.yaml."),
+    params_file: Path = PARAMS_OPTION,
+) -> None:
+    """Merge presets/<name>.yaml into params.yaml (validated first; comments kept)."""
+    from worldmodel.config import ParamsError, apply_preset
+
+    try:
+        apply_preset(name, params_file)
+    except ParamsError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    typer.echo(f"applied preset {name} to {params_file}; run `dvc repro` or `dvc exp run`")
+
+
+@app.command("params-doc")
+def params_doc() -> None:
+    """Print the params reference as a Markdown table (from the field descriptions)."""
+    from worldmodel.config import params_markdown
+
+    typer.echo(params_markdown(), nl=False)
+
+
+@app.command("check-params")
+def check_params(params_file: Path = PARAMS_OPTION) -> None:
+    """Validate a params file and print it with every default filled in."""
+    import yaml
+
+    params = load_or_exit(params_file)
+    typer.echo(yaml.safe_dump(params.model_dump(), sort_keys=False), nl=False)
+
+
+if __name__ == "__main__":
+    app()

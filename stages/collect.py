@@ -1,0 +1,77 @@
+"""`collect` stage: record DMC episodes (pixels, actions, rewards) to ``data/episodes.h5``.
+
+    python -m stages.collect            # as dvc.yaml runs it
+    wm collect --params params.yaml     # the same, for humans
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from stages.common import PARAMS_OPTION, err_console, exit_on_sigterm, load_or_exit, progress_bar, versions
+from worldmodel.collect import CollectResult, collect
+from worldmodel.config import Params
+from worldmodel.utils import write_json
+
+STAGE = "collect"
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+def run(
+    params: Params,
+    out: Path = Path("data/episodes.h5"),
+    metrics: Path = Path("metrics/collect.json"),
+    track: bool = True,
+) -> CollectResult:
+    """Record episodes, write the store and metrics, log the run to MLflow."""
+    c = params.collect
+    total = len(c.tasks) * c.episodes_per_task
+    err_console.print(
+        f"collect: {total} episodes x {c.frames_per_episode} frames of {', '.join(c.tasks)} "
+        f"at {c.image_size}px with {c.workers} worker(s) -> {out}"
+    )
+    t0 = time.perf_counter()
+    with progress_bar("collect", total, "frames/s") as update:
+        result = collect(
+            params, out, versions=versions(),
+            on_episode=lambda done, _, frames: update(done, frames / (time.perf_counter() - t0)),
+        )
+    write_json(metrics, result.metrics)
+    if track:
+        from worldmodel.tracking import stage_run
+        from worldmodel.viz import contact_sheet
+
+        with stage_run(STAGE, params, ("base", "collect")) as tracker:
+            tracker.log_metrics(result.metrics)
+            sheet = contact_sheet(result.samples, out.parent / ".collect_samples.png")
+            tracker.log_artifact(sheet, "samples")
+            sheet.unlink()
+    m = result.metrics
+    err_console.print(
+        f"collect: wrote {m['episodes']} episodes, {m['frames']} frames in {m['seconds']} s "
+        f"({m['frames_per_s']} frames/s)"
+    )
+    return result
+
+
+@app.command()
+def main(
+    params_file: Path = PARAMS_OPTION,
+    out: Path = typer.Option(Path("data/episodes.h5"), help="Episode store to write."),
+    metrics: Path = typer.Option(Path("metrics/collect.json"), help="Metrics JSON to write."),
+) -> None:
+    """Record DMC episodes to an HDF5 episode store."""
+    params = load_or_exit(params_file)
+    exit_on_sigterm()
+    try:
+        run(params, out, metrics)
+    except ValueError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+if __name__ == "__main__":
+    app()

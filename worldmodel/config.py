@@ -1,0 +1,256 @@
+"""Typed models of ``params.yaml``: one section per stage plus a shared ``base``.
+
+Every field is documented where it is declared; README's params table is generated
+from these descriptions (``wm params-doc``), so it cannot go stale. All models forbid
+unknown keys, and :func:`load_params` turns any validation problem into a
+:class:`ParamsError` naming the file, the dotted key, the bad value and what is allowed,
+before a stage does any work.
+
+Tier presets (``presets/<name>.yaml``) are partial params files merged over
+``params.yaml`` by :func:`apply_preset` (``wm preset tier2``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from worldmodel.envs.tasks import ALL_TASK_NAMES
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+class ParamsError(ValueError):
+    """A params file that cannot be used; the message says which key and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseParams(_Section):
+    """Settings shared by every stage."""
+
+    seed: int = Field(0, ge=0, description="Master seed; every random stream derives from it.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Torch device for training stages; `auto` picks CUDA when present."
+    )
+    torch_threads: int = Field(
+        0, ge=0, description="Torch intra-op CPU threads; 0 keeps torch's default (all cores)."
+    )
+
+
+class PolicyParams(_Section):
+    """Behaviour policy that chooses the actions recorded by `collect`."""
+
+    kind: Literal["random", "ou", "held"] = Field(
+        "ou",
+        description=(
+            "`random`: i.i.d. uniform actions (jitter). `ou`: Ornstein-Uhlenbeck noise, "
+            "temporally correlated, clipped to the action bounds. `held`: a uniform action "
+            "held for a random number of steps."
+        ),
+    )
+    ou_theta: float = Field(0.15, gt=0, le=1, description="OU mean reversion per step (`ou`).")
+    ou_sigma: float = Field(
+        0.5, gt=0, description="OU noise scale per step, in units of half the action range (`ou`)."
+    )
+    hold_min: int = Field(1, ge=1, description="Shortest hold, in control steps (`held`).")
+    hold_max: int = Field(10, ge=1, description="Longest hold, in control steps (`held`).")
+
+    @field_validator("hold_max")
+    @classmethod
+    def _hold_order(cls, v: int, info: Any) -> int:
+        lo = info.data.get("hold_min", 1)
+        if v < lo:
+            raise ValueError(f"must be >= hold_min ({lo})")
+        return v
+
+
+class CollectParams(_Section):
+    """The `collect` stage: which tasks to record and how."""
+
+    tasks: list[str] = Field(
+        ["cartpole-swingup"],
+        min_length=1,
+        description=(
+            "Tasks recorded into one dataset, each `domain-task` from dm_control's suite "
+            "(`wm tasks` lists them) or `synthetic-shapes` (no simulator)."
+        ),
+    )
+    episodes_per_task: int = Field(60, gt=0, description="Episodes recorded per task.")
+    frames_per_episode: int = Field(
+        200, ge=2, description="Frames per episode, the reset frame included."
+    )
+    action_repeat: int = Field(
+        2, gt=0, description="Physics control steps per recorded frame (the action is repeated)."
+    )
+    image_size: int = Field(64, ge=8, le=1024, description="Square frame side, pixels.")
+    camera: int | None = Field(
+        None, ge=0, description="Camera id; null uses the domain default (cartpole 1: follows the cart; quadruped 2; else 0)."
+    )
+    shadows: bool = Field(
+        False, description="Render shadows (about 6x slower at 64x64 on CPU rendering)."
+    )
+    reflections: bool = Field(False, description="Render floor reflections (slow, like shadows).")
+    policy: PolicyParams = Field(default_factory=PolicyParams, description="Behaviour policy.")
+    workers: int = Field(2, gt=0, description="Worker processes; the data do not depend on it.")
+    val_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Fraction of each task's episodes held out for validation."
+    )
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: list[str]) -> list[str]:
+        for name in tasks:
+            if name not in ALL_TASK_NAMES:
+                close = difflib.get_close_matches(name, ALL_TASK_NAMES, n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ValueError(
+                    f"unknown task {name!r}: expected `domain-task` from dm_control's suite "
+                    f"(run `wm tasks` for the list) or synthetic-shapes{hint}"
+                )
+        if len(set(tasks)) != len(tasks):
+            raise ValueError("tasks must not repeat")
+        return tasks
+
+
+class Params(_Section):
+    """The whole of ``params.yaml``."""
+
+    base: BaseParams = Field(default_factory=BaseParams, description="Shared settings.")
+    collect: CollectParams = Field(default_factory=CollectParams, description="`collect` stage.")
+
+
+def _format_error(err: dict[str, Any], source: str, model: type[BaseModel]) -> str:
+    key = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        parent: Any = model
+        for part in err["loc"][:-1]:
+            if isinstance(part, int):
+                continue
+            field = parent.model_fields.get(part)
+            ann = field.annotation if field else None
+            parent = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            if parent is None:
+                break
+        allowed = ", ".join(parent.model_fields) if parent is not None else "?"
+        return f"{source}: unknown key `{key}`; allowed here: {allowed}"
+    value = err.get("input")
+    return f"{source}: `{key}` = {value!r}: {msg}"
+
+
+def parse_params(data: Any, source: str = "params") -> Params:
+    """Validate a params mapping, raising :class:`ParamsError` with every problem listed."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(e, source, Params) for e in exc.errors()]
+        raise ParamsError("invalid params:\n  " + "\n  ".join(lines)) from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file, turning I/O and syntax problems into :class:`ParamsError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Load and validate ``params.yaml``; fails before any work on a bad key or value."""
+    return parse_params(read_yaml(path), source=str(path))
+
+
+def flatten(params: BaseModel | dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested params to ``{"collect.policy.kind": "ou", ...}`` (lists as strings)."""
+    data = params.model_dump() if isinstance(params, BaseModel) else params
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, prefix=f"{name}."))
+        elif isinstance(value, list | tuple):
+            out[name] = ",".join(map(str, value))
+        else:
+            out[name] = value
+    return out
+
+
+def list_presets() -> list[str]:
+    """Names of the presets shipped in ``presets/``."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def _deep_merge(dst: Any, src: dict[str, Any]) -> None:
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            _deep_merge(dst[key], value)
+        else:
+            dst[key] = value
+
+
+def apply_preset(name: str, params_path: str | Path = "params.yaml") -> Params:
+    """Merge ``presets/<name>.yaml`` over ``params_path`` in place, keeping its comments.
+
+    The merged file is validated before it is written, so a bad preset never leaves a
+    broken ``params.yaml``. Returns the validated result.
+    """
+    from ruamel.yaml import YAML
+
+    preset_path = PRESETS_DIR / f"{name}.yaml"
+    if not preset_path.is_file():
+        raise ParamsError(f"unknown preset {name!r}; available: {', '.join(list_presets())}")
+    overrides = read_yaml(preset_path) or {}
+    rt = YAML()
+    params_path = Path(params_path)
+    data = rt.load(params_path.read_text()) if params_path.is_file() else {}
+    _deep_merge(data, overrides)
+    plain = yaml.safe_load(_dump(rt, data))
+    result = parse_params(plain, source=f"{params_path} + preset {name}")
+    tmp = params_path.with_name(params_path.name + ".tmp")
+    tmp.write_text(_dump(rt, data))
+    tmp.replace(params_path)
+    return result
+
+
+def _dump(rt: Any, data: Any) -> str:
+    import io
+
+    buf = io.StringIO()
+    rt.dump(data, buf)
+    return buf.getvalue()
+
+
+def params_markdown() -> str:
+    """A Markdown table of every param with its type, default and description."""
+    rows = ["| key | type | default | description |", "|---|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            key = f"{prefix}{name}"
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{key}.")
+                continue
+            default = field.get_default(call_default_factory=True)
+            type_name = getattr(ann, "__name__", str(ann)).replace("typing.", "")
+            if str(ann).startswith("typing.Literal"):
+                type_name = " \\| ".join(f"`{a}`" for a in ann.__args__)
+            desc = (field.description or "").replace("|", "\\|")
+            rows.append(f"| `{key}` | {type_name} | `{default}` | {desc} |")
+
+    walk(Params, "")
+    return "\n".join(rows) + "\n"

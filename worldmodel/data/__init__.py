@@ -1,0 +1,1 @@
+"""On-disk stores (HDF5) and the datasets that read training windows from them."""

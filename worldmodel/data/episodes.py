@@ -1,0 +1,324 @@
+"""The episode store: pixel episodes in one HDF5 file (``data/episodes.h5``).
+
+Schema ``worldmodel.episodes``, version 1. ``N`` frames in ``E`` episodes, stored
+back to back; ``A`` the largest action dimension over the tasks (smaller ones are
+zero-padded; ``attrs["action_dims"]`` gives each task's own).
+
+=========================  ==================  =============================================
+dataset                    dtype, shape        meaning
+=========================  ==================  =============================================
+``frames``                 uint8 (N, H, W, 3)  RGB frames; chunks of (16, H, W, 3), gzip 4
+``actions``                float32 (N, A)      action that led *into* frame i (0 at a reset)
+``rewards``                float32 (N,)        reward of that transition (0 at a reset)
+``discounts``              float32 (N,)        discount of that transition (1 at a reset)
+``episodes/start``         int64 (E,)          index of the episode's first frame
+``episodes/length``        int64 (E,)          frames in the episode
+``episodes/task``          int32 (E,)          index into ``attrs["tasks"]``
+``episodes/split``         uint8 (E,)          0 = train, 1 = val (whole episodes)
+``episodes/seed``          int64 (E,)          seed the episode was recorded with
+``episodes/return``        float32 (E,)        sum of the episode's rewards
+=========================  ==================  =============================================
+
+Attributes: ``schema``, ``schema_version``, ``complete`` (set last), ``tasks``,
+``action_dims``, ``action_low``, ``action_high``, ``control_timestep`` (seconds per
+frame, per task), ``image_size``, ``params`` and ``versions`` (JSON strings).
+
+Writers write to a temporary name and rename when complete (:func:`worldmodel.utils.atomic_path`).
+:class:`EpisodeStore` validates all of the above on open and names the file and field of
+any mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+SCHEMA = "worldmodel.episodes"
+SCHEMA_VERSION = 1
+TRAIN, VAL = 0, 1
+CHUNK_FRAMES = 16
+
+
+class StoreError(ValueError):
+    """A data file that is missing, truncated or does not match its schema."""
+
+
+@dataclass
+class Episode:
+    """One recorded episode, frames aligned with the actions that led into them."""
+
+    task: str
+    seed: int
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    actions: np.ndarray  # (T, A) float32; actions[0] = 0 (reset)
+    rewards: np.ndarray  # (T,) float32; rewards[0] = 0
+    discounts: np.ndarray  # (T,) float32; discounts[0] = 1
+
+    @property
+    def length(self) -> int:
+        return int(self.frames.shape[0])
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the store records about each task."""
+
+    name: str
+    action_dim: int
+    action_low: list[float]
+    action_high: list[float]
+    control_timestep: float
+
+
+def assign_splits(task_ids: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
+    """Split whole episodes into train/val, ``round(val_fraction * E_task)`` val per task.
+
+    At least one val episode per task when ``val_fraction > 0`` and the task has two or
+    more episodes; the choice is a seeded permutation, so it is reproducible.
+    """
+    split = np.full(len(task_ids), TRAIN, np.uint8)
+    rng = np.random.default_rng(seed)
+    for task in np.unique(task_ids):
+        idx = np.flatnonzero(task_ids == task)
+        n_val = int(round(val_fraction * len(idx)))
+        if val_fraction > 0 and len(idx) >= 2:
+            n_val = max(n_val, 1)
+        n_val = min(n_val, len(idx) - 1)
+        split[rng.permutation(idx)[:n_val]] = VAL
+    return split
+
+
+class EpisodeWriter:
+    """Write a store whose total size is known up front (episodes arrive in order).
+
+    Use inside :func:`worldmodel.utils.atomic_path` so that only a complete file gets
+    the final name.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        tasks: list[TaskInfo],
+        lengths: list[int],
+        image_size: int,
+        attrs: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.tasks = tasks
+        self.lengths = np.asarray(lengths, np.int64)
+        n, e = int(self.lengths.sum()), len(lengths)
+        a = max(t.action_dim for t in tasks)
+        s = image_size
+        self.f = h5py.File(self.path, "w")
+        self.f.create_dataset(
+            "frames", (n, s, s, 3), np.uint8,
+            chunks=(min(CHUNK_FRAMES, n), s, s, 3), compression="gzip", compression_opts=4,
+        )
+        self.f.create_dataset("actions", (n, a), np.float32)
+        self.f.create_dataset("rewards", (n,), np.float32)
+        self.f.create_dataset("discounts", (n,), np.float32)
+        g = self.f.create_group("episodes")
+        starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+        g.create_dataset("start", data=starts)
+        g.create_dataset("length", data=self.lengths)
+        for name, dtype in (("task", np.int32), ("split", np.uint8), ("seed", np.int64),
+                            ("return", np.float32)):
+            g.create_dataset(name, (e,), dtype)
+        self.starts = starts
+        at = self.f.attrs
+        at["schema"] = SCHEMA
+        at["schema_version"] = SCHEMA_VERSION
+        at["complete"] = False
+        at["tasks"] = json.dumps([t.name for t in tasks])
+        at["action_dims"] = json.dumps([t.action_dim for t in tasks])
+        at["action_low"] = json.dumps([t.action_low for t in tasks])
+        at["action_high"] = json.dumps([t.action_high for t in tasks])
+        at["control_timestep"] = json.dumps([t.control_timestep for t in tasks])
+        at["image_size"] = image_size
+        for key, value in (attrs or {}).items():
+            at[key] = value if isinstance(value, str | int | float) else json.dumps(value)
+        self._names = [t.name for t in tasks]
+
+    def write(self, index: int, ep: Episode) -> None:
+        """Store episode ``index`` (its length must match the one declared)."""
+        if ep.length != self.lengths[index]:
+            raise ValueError(f"episode {index}: {ep.length} frames, declared {self.lengths[index]}")
+        s = slice(int(self.starts[index]), int(self.starts[index]) + ep.length)
+        self.f["frames"][s] = ep.frames
+        self.f["actions"][s, : ep.actions.shape[1]] = ep.actions
+        self.f["rewards"][s] = ep.rewards
+        self.f["discounts"][s] = ep.discounts
+        g = self.f["episodes"]
+        g["task"][index] = self._names.index(ep.task)
+        g["seed"][index] = ep.seed
+        g["return"][index] = float(ep.rewards.sum())
+
+    def finish(self, split: np.ndarray) -> None:
+        """Write the split, mark the file complete and close it."""
+        self.f["episodes/split"][:] = split
+        self.f.attrs["complete"] = True
+        self.f.close()
+
+    def close(self) -> None:
+        if self.f.id.valid:
+            self.f.close()
+
+
+_REQUIRED = {
+    "frames": (np.uint8, 4),
+    "actions": (np.float32, 2),
+    "rewards": (np.float32, 1),
+    "discounts": (np.float32, 1),
+    "episodes/start": (np.int64, 1),
+    "episodes/length": (np.int64, 1),
+    "episodes/task": (np.int32, 1),
+    "episodes/split": (np.uint8, 1),
+    "episodes/seed": (np.int64, 1),
+    "episodes/return": (np.float32, 1),
+}
+
+
+def open_h5(path: str | Path, schema: str, version: int) -> h5py.File:
+    """Open an HDF5 store read-only and check its schema name, version and completeness."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: file not found (run the stage that writes it)")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+    at = f.attrs
+    if at.get("schema") != schema:
+        f.close()
+        raise StoreError(f"{path}: attribute `schema` is {at.get('schema')!r}, expected {schema!r}")
+    if int(at.get("schema_version", -1)) != version:
+        got = at.get("schema_version")
+        f.close()
+        raise StoreError(
+            f"{path}: attribute `schema_version` is {got}, this code reads version {version}; "
+            "re-run the stage that writes it"
+        )
+    if not bool(at.get("complete", False)):
+        f.close()
+        raise StoreError(f"{path}: attribute `complete` is false: the writer did not finish")
+    return f
+
+
+def check_fields(f: h5py.File, path: Path, required: dict[str, tuple[Any, int]]) -> None:
+    """Check each required dataset exists with its dtype and rank; name the bad field."""
+    for name, (dtype, ndim) in required.items():
+        if name not in f:
+            raise StoreError(f"{path}: missing dataset `{name}`")
+        ds = f[name]
+        if ds.dtype != dtype or ds.ndim != ndim:
+            raise StoreError(
+                f"{path}: dataset `{name}` is {ds.dtype}{ds.shape}, expected {np.dtype(dtype)} "
+                f"with {ndim} dims"
+            )
+
+
+def check_index(f: h5py.File, path: Path, n_rows: int) -> None:
+    """Check the per-episode index tiles ``n_rows`` rows exactly, in order."""
+    e = f["episodes/start"].shape[0]
+    for name in ("length", "task", "split", "seed", "return"):
+        if f[f"episodes/{name}"].shape[0] != e:
+            raise StoreError(f"{path}: `episodes/{name}` has {f[f'episodes/{name}'].shape[0]} rows, expected {e}")
+    starts, lengths = f["episodes/start"][:], f["episodes/length"][:]
+    expect = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    if e == 0 or not np.array_equal(starts, expect) or int(lengths.sum()) != n_rows:
+        raise StoreError(
+            f"{path}: `episodes/start`/`episodes/length` do not tile the {n_rows} rows"
+        )
+
+
+class EpisodeStore:
+    """Read-only, validated access to an episode store.
+
+    Args:
+        path: the ``.h5`` file.
+
+    Raises:
+        StoreError: naming the file and the field, on any schema or shape mismatch.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        f = open_h5(self.path, SCHEMA, SCHEMA_VERSION)
+        try:
+            check_fields(f, self.path, _REQUIRED)
+            n = f["frames"].shape[0]
+            if f["frames"].shape[3] != 3 or f["frames"].shape[1] != f["frames"].shape[2]:
+                raise StoreError(f"{self.path}: `frames` has shape {f['frames'].shape}, expected (N, S, S, 3)")
+            for name in ("actions", "rewards", "discounts"):
+                if f[name].shape[0] != n:
+                    raise StoreError(f"{self.path}: `{name}` has {f[name].shape[0]} rows, `frames` has {n}")
+            check_index(f, self.path, n)
+            self.tasks: list[str] = json.loads(f.attrs["tasks"])
+            self.action_dims: list[int] = json.loads(f.attrs["action_dims"])
+            self.control_timestep: list[float] = json.loads(f.attrs["control_timestep"])
+            self.params: dict[str, Any] = json.loads(f.attrs.get("params", "{}"))
+            task_ids = f["episodes/task"][:]
+            if task_ids.size and (task_ids.min() < 0 or task_ids.max() >= len(self.tasks)):
+                raise StoreError(f"{self.path}: `episodes/task` refers to a task not in attrs `tasks`")
+        except Exception:
+            f.close()
+            raise
+        self.f = f
+        self.starts = f["episodes/start"][:]
+        self.lengths = f["episodes/length"][:]
+        self.task_ids = task_ids
+        self.splits = f["episodes/split"][:]
+        self.seeds = f["episodes/seed"][:]
+        self.returns = f["episodes/return"][:]
+        self.image_size = int(f["frames"].shape[1])
+        self.action_dim = int(f["actions"].shape[1])
+
+    def __enter__(self) -> EpisodeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.f.id.valid:
+            self.f.close()
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.starts)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.lengths.sum())
+
+    def episode_ids(self, split: str | None = None, task: str | None = None) -> np.ndarray:
+        """Episode indices in ``split`` (``"train"``, ``"val"`` or None = all), optionally one task."""
+        mask = np.ones(self.num_episodes, bool)
+        if split is not None:
+            if split not in ("train", "val"):
+                raise ValueError(f"split must be 'train', 'val' or None, got {split!r}")
+            mask &= self.splits == (TRAIN if split == "train" else VAL)
+        if task is not None:
+            mask &= self.task_ids == self.tasks.index(task)
+        return np.flatnonzero(mask)
+
+    def read(self, episode: int, start: int = 0, stop: int | None = None) -> Episode:
+        """Frames ``[start, stop)`` of ``episode`` with their actions, rewards and discounts."""
+        length = int(self.lengths[episode])
+        stop = length if stop is None else stop
+        if not 0 <= start < stop <= length:
+            raise IndexError(f"episode {episode} has {length} frames; asked [{start}, {stop})")
+        s = slice(int(self.starts[episode]) + start, int(self.starts[episode]) + stop)
+        return Episode(
+            task=self.tasks[int(self.task_ids[episode])],
+            seed=int(self.seeds[episode]),
+            frames=self.f["frames"][s],
+            actions=self.f["actions"][s],
+            rewards=self.f["rewards"][s],
+            discounts=self.f["discounts"][s],
+        )

@@ -1,0 +1,66 @@
+"""Environments that produce pixel episodes: dm_control tasks and synthetic worlds.
+
+Every environment follows :class:`Env`: ``reset(seed) -> frame`` and
+``step(action) -> (frame, reward, discount)``, frames as ``uint8 (H, W, 3)``.
+:func:`make_env` builds one by task name; simulator imports happen only there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from worldmodel.envs.tasks import default_camera, is_synthetic, split_task
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """Bounds of a continuous action vector."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.low.shape[0])
+
+
+class Env(Protocol):
+    """What the collector needs from an environment."""
+
+    action_spec: ActionSpec
+    control_timestep: float  # seconds of simulated time per recorded frame
+    max_frames: int  # frames one episode can hold, the reset frame included
+
+    def reset(self, seed: int) -> np.ndarray: ...
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, float]: ...
+
+
+def make_env(
+    task: str,
+    image_size: int,
+    camera: int | None = None,
+    action_repeat: int = 1,
+    shadows: bool = False,
+    reflections: bool = False,
+) -> Env:
+    """Build the environment for ``task`` (``"domain-task"`` or a synthetic task)."""
+    if is_synthetic(task):
+        from worldmodel.envs.synthetic import ShapesEnv
+
+        return ShapesEnv(image_size=image_size, action_repeat=action_repeat)
+    from worldmodel.envs.dmc import DMCEnv
+
+    domain, name = split_task(task)
+    return DMCEnv(
+        domain,
+        name,
+        image_size=image_size,
+        camera=default_camera(task) if camera is None else camera,
+        action_repeat=action_repeat,
+        shadows=shadows,
+        reflections=reflections,
+    )

@@ -1,0 +1,53 @@
+"""Names of the tasks `collect` can record, known without importing a simulator.
+
+A task is named ``"<domain>-<task>"`` (``"cartpole-swingup"``, ``"ball_in_cup-catch"``).
+``DMC_TASKS`` mirrors ``dm_control.suite.ALL_TASKS`` of dm_control 1.0.50 so that
+params validation stays instant and simulator-free; ``tests/test_envs.py`` checks the
+copy against the installed suite. ``SYNTHETIC_TASKS`` are simulator-free moving-shape
+worlds (see ``worldmodel.envs.synthetic``) that write the same HDF5 schema.
+"""
+
+from __future__ import annotations
+
+DMC_TASKS: tuple[tuple[str, str], ...] = (
+    ("acrobot", "swingup"), ("acrobot", "swingup_sparse"), ("ball_in_cup", "catch"),
+    ("cartpole", "balance"), ("cartpole", "balance_sparse"), ("cartpole", "swingup"),
+    ("cartpole", "swingup_sparse"), ("cartpole", "three_poles"), ("cartpole", "two_poles"),
+    ("cheetah", "run"), ("dog", "fetch"), ("dog", "run"), ("dog", "stand"), ("dog", "trot"),
+    ("dog", "walk"), ("finger", "spin"), ("finger", "turn_easy"), ("finger", "turn_hard"),
+    ("fish", "swim"), ("fish", "upright"), ("hopper", "hop"), ("hopper", "stand"),
+    ("humanoid", "run"), ("humanoid", "run_pure_state"), ("humanoid", "stand"),
+    ("humanoid", "walk"), ("humanoid_CMU", "run"), ("humanoid_CMU", "stand"),
+    ("humanoid_CMU", "walk"), ("lqr", "lqr_2_1"), ("lqr", "lqr_6_2"),
+    ("manipulator", "bring_ball"), ("manipulator", "bring_peg"), ("manipulator", "insert_ball"),
+    ("manipulator", "insert_peg"), ("pendulum", "swingup"), ("point_mass", "easy"),
+    ("point_mass", "hard"), ("quadruped", "escape"), ("quadruped", "fetch"),
+    ("quadruped", "run"), ("quadruped", "walk"), ("reacher", "easy"), ("reacher", "hard"),
+    ("stacker", "stack_2"), ("stacker", "stack_4"), ("swimmer", "swimmer15"),
+    ("swimmer", "swimmer6"), ("walker", "run"), ("walker", "stand"), ("walker", "walk"),
+)
+
+SYNTHETIC_TASKS: tuple[str, ...] = ("synthetic-shapes",)
+
+ALL_TASK_NAMES: tuple[str, ...] = tuple(f"{d}-{t}" for d, t in DMC_TASKS) + SYNTHETIC_TASKS
+
+# Camera used when `collect.camera` is null: DreamerV3's DMC choices, except cartpole,
+# whose fixed camera 0 loses the cart off-screen under correlated actions; camera 1
+# follows the cart (its motion shows in the floor), keeping cart and pole in view.
+DEFAULT_CAMERA: dict[str, int] = {"quadruped": 2, "cartpole": 1}
+
+
+def split_task(name: str) -> tuple[str, str]:
+    """Split ``"domain-task"`` into ``(domain, task)`` at the first dash."""
+    domain, _, task = name.partition("-")
+    return domain, task
+
+
+def is_synthetic(name: str) -> bool:
+    """True for the simulator-free tasks of ``SYNTHETIC_TASKS``."""
+    return name in SYNTHETIC_TASKS
+
+
+def default_camera(name: str) -> int:
+    """The camera id used when ``collect.camera`` is null."""
+    return DEFAULT_CAMERA.get(split_task(name)[0], 0)

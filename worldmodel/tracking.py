@@ -1,0 +1,159 @@
+"""MLflow tracking: one run per stage execution.
+
+Store: ``$MLFLOW_TRACKING_URI`` when set (e.g. a real ``mlflow server``), otherwise
+``sqlite:///<project root>/mlflow.db`` (gitignored). Experiment: ``$MLFLOW_EXPERIMENT_NAME``
+or ``worldmodel``. Every run is tagged with the git commit (and whether the tree was
+dirty), the DVC stage (``$DVC_STAGE``, set by DVC, else the stage's own name) and the DVC
+experiment (``$DVC_EXP_NAME``, set by ``dvc exp run``), so the runs of one experiment are
+found with ``tags.dvc_exp_name = '<name>'``.
+
+Per-step metrics are buffered and sent in batches (one ``log_metric`` costs ~10 ms against
+sqlite; a batch of 1000 ~0.2 s). ``mlflow`` is imported only when a run starts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worldmodel.config import flatten
+from worldmodel.utils import project_root
+
+_BATCH = 1000
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` or the project's sqlite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def git_state(cwd: str | Path | None = None) -> tuple[str, bool]:
+    """``(commit, dirty)`` of the repository at ``cwd``; ``("unknown", False)`` outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=cwd, capture_output=True, text=True, check=True,
+            ).stdout.strip()
+        )
+        return commit, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+
+
+def run_tags(stage: str) -> dict[str, str]:
+    """Tags that identify a stage run: git commit, DVC stage and DVC experiment."""
+    commit, dirty = git_state()
+    return {
+        "git_commit": commit,
+        "git_dirty": str(dirty).lower(),
+        "dvc_stage": os.environ.get("DVC_STAGE", stage),
+        "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+        "dvc_exp_baseline": os.environ.get("DVC_EXP_BASELINE_REV", ""),
+        "stage": stage,
+    }
+
+
+class Tracker:
+    """Logs to one active MLflow run; metrics are buffered and flushed in batches."""
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self._pending: list[Any] = []
+
+    def log_metrics(self, metrics: dict[str, Any], step: int = 0) -> None:
+        """Queue metrics for ``step``; nested dicts become dotted keys.
+
+        Non-numeric, None and non-finite values are skipped (MLflow cannot hold null).
+        """
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        for key, value in flatten(metrics).items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if not np.isfinite(value):
+                continue
+            self._pending.append(Metric(key, float(value), now, int(step)))
+        if len(self._pending) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send queued metrics in batches of 1000."""
+        while self._pending:
+            batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
+            self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.client.set_tag(self.run_id, key, value)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Copy a file or directory into the run's artifacts."""
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_image(self, image: np.ndarray, name: str) -> None:
+        """Log a ``uint8 (H, W, 3)`` image as ``<name>`` (PNG) among the artifacts."""
+        import imageio.v3 as iio
+
+        with tempfile.TemporaryDirectory() as d:
+            target = Path(d) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            iio.imwrite(target, image)
+            self.client.log_artifact(self.run_id, str(target), str(Path(name).parent) or None)
+
+
+@contextmanager
+def stage_run(stage: str, params: Any, sections: tuple[str, ...] = ()) -> Iterator[Tracker]:
+    """Open the MLflow run of one stage execution and log its params and tags.
+
+    Args:
+        stage: the stage name (``collect``, ``train_tokenizer``, ...).
+        params: the validated :class:`worldmodel.config.Params`.
+        sections: params sections the stage reads; all when empty.
+    """
+    import logging
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri())
+    experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", "worldmodel")
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+    tags = run_tags(stage)
+    name = f"{tags['dvc_exp_name']}/{stage}" if tags["dvc_exp_name"] else stage
+    run = client.create_run(exp_id, run_name=name, tags=tags)
+    tracker = Tracker(client, run.info.run_id)
+    data = params.model_dump(include=set(sections) if sections else None)
+    from mlflow.entities import Param
+
+    flat = [Param(k, str(v)[:6000]) for k, v in flatten(data).items()]
+    for i in range(0, len(flat), 100):
+        client.log_batch(run.info.run_id, params=flat[i : i + 100], synchronous=True)
+    status = "FAILED"
+    try:
+        yield tracker
+        status = "FINISHED"
+    finally:
+        try:
+            tracker.flush()
+        finally:
+            client.set_terminated(run.info.run_id, status=status)

@@ -1,0 +1,89 @@
+"""Small shared helpers: seeds derived from names, atomic file writes, project root."""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def derive_seed(base_seed: int, *keys: int | str) -> int:
+    """A 63-bit seed that depends only on ``base_seed`` and ``keys`` (strings via CRC32).
+
+    Used so that, e.g., episode ``i`` of task ``t`` gets the same seed whatever worker
+    records it and whatever else is recorded beside it.
+    """
+    words = [int(base_seed)] + [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def tmp_name(path: Path) -> Path:
+    """The temporary sibling an artifact is written to before it is renamed into place."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` only on success.
+
+    A crash or kill leaves at most a hidden ``.<name>.tmp-<pid>`` file, never a partial
+    ``path`` that a later stage could read. Works for files and directories.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_name(path)
+    _remove(tmp)
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            _remove(path)
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def remove_stale_tmp(path: str | Path) -> None:
+    """Delete temporaries that killed earlier runs left beside ``path``."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        _remove(stale)
+
+
+def _remove(p: Path) -> None:
+    import shutil
+
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists() or p.is_symlink():
+        p.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically, sorted and indented so diffs stay readable."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` (default: cwd) holding ``dvc.yaml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for cand in (here, *here.parents):
+        if (cand / "dvc.yaml").is_file():
+            return cand
+    return here
