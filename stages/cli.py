@@ -1,10 +1,10 @@
 """``wm``: one command line for humans that groups the stages and project helpers.
 
-    wm collect               record episodes (the `collect` DVC stage)
-    wm tasks                 list the task names `collect.tasks` accepts
-    wm preset tier2          merge presets/tier2.yaml into params.yaml
-    wm params-doc            print the params reference (Markdown)
-    wm check-params          validate params.yaml and print it resolved
+wm collect               record episodes (the `collect` DVC stage)
+wm tasks                 list the task names `collect.tasks` accepts
+wm preset tier2          merge presets/tier2.yaml into params.yaml
+wm params-doc            print the params reference (Markdown)
+wm check-params          validate params.yaml and print it resolved
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import typer
 from stages import collect as collect_stage
 from stages.common import PARAMS_OPTION, err_console, load_or_exit
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__
+)
 app.command("collect")(collect_stage.main)
 
 
@@ -46,11 +48,19 @@ def preset(
 
 
 @app.command("params-doc")
-def params_doc() -> None:
+def params_doc(
+    write: Path = typer.Option(
+        None, help="Replace the table between the params markers of this file (README.md)."
+    ),
+) -> None:
     """Print the params reference as a Markdown table (from the field descriptions)."""
-    from worldmodel.config import params_markdown
+    from worldmodel.config import params_markdown, replace_params_section
 
-    typer.echo(params_markdown(), nl=False)
+    if write is None:
+        typer.echo(params_markdown(), nl=False)
+    else:
+        write.write_text(replace_params_section(write.read_text()))
+        typer.echo(f"updated the params reference in {write}")
 
 
 @app.command("check-params")

@@ -1,7 +1,7 @@
 """`collect` stage: record DMC episodes (pixels, actions, rewards) to ``data/episodes.h5``.
 
-    python -m stages.collect            # as dvc.yaml runs it
-    wm collect --params params.yaml     # the same, for humans
+python -m stages.collect            # as dvc.yaml runs it
+wm collect --params params.yaml     # the same, for humans
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ from pathlib import Path
 
 import typer
 
-from stages.common import PARAMS_OPTION, err_console, exit_on_sigterm, load_or_exit, progress_bar, versions
+from stages.common import (
+    PARAMS_OPTION,
+    err_console,
+    exit_on_sigterm,
+    load_or_exit,
+    progress_bar,
+    versions,
+)
 from worldmodel.collect import CollectResult, collect
 from worldmodel.config import Params
 from worldmodel.utils import write_json
@@ -36,7 +43,9 @@ def run(
     t0 = time.perf_counter()
     with progress_bar("collect", total, "frames/s") as update:
         result = collect(
-            params, out, versions=versions(),
+            params,
+            out,
+            versions=versions(),
             on_episode=lambda done, _, frames: update(done, frames / (time.perf_counter() - t0)),
         )
     write_json(metrics, result.metrics)

@@ -57,20 +57,31 @@ def progress_bar(description: str, total: int, unit: str) -> Iterator:
     Yields ``update(completed, rate)``.
     """
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-        TimeRemainingColumn(), console=err_console, disable=not err_console.is_terminal,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not err_console.is_terminal,
     )
     with progress:
         task = progress.add_task(description, total=total, rate="")
 
         def update(completed: int, rate: float | None = None) -> None:
-            progress.update(task, completed=completed,
-                            rate=f"{rate:,.0f} {unit}" if rate is not None else "")
+            progress.update(
+                task, completed=completed, rate=f"{rate:,.0f} {unit}" if rate is not None else ""
+            )
 
         yield update

@@ -91,8 +91,9 @@ def describe_tasks(params: Params) -> list[TaskInfo]:
                 f"most {env.max_frames} frames at action_repeat {c.action_repeat}"
             )
         spec = env.action_spec
-        infos.append(TaskInfo(task, spec.dim, spec.low.tolist(), spec.high.tolist(),
-                              env.control_timestep))
+        infos.append(
+            TaskInfo(task, spec.dim, spec.low.tolist(), spec.high.tolist(), env.control_timestep)
+        )
     return infos
 
 
@@ -100,7 +101,11 @@ def make_jobs(params: Params) -> list[Job]:
     """Every episode to record, in file order (task-major)."""
     c = params.collect
     return [
-        Job(index=t * c.episodes_per_task + e, task=task, seed=derive_seed(params.base.seed, task, e))
+        Job(
+            index=t * c.episodes_per_task + e,
+            task=task,
+            seed=derive_seed(params.base.seed, task, e),
+        )
         for t, task in enumerate(c.tasks)
         for e in range(c.episodes_per_task)
     ]
@@ -150,9 +155,14 @@ def collect(
     t0 = time.perf_counter()
     with atomic_path(out) as tmp:
         writer = EpisodeWriter(
-            tmp, infos, [c.frames_per_episode] * len(jobs), c.image_size,
-            attrs={"params": params.model_dump(include={"base", "collect"}),
-                   "versions": versions or {}},
+            tmp,
+            infos,
+            [c.frames_per_episode] * len(jobs),
+            c.image_size,
+            attrs={
+                "params": params.model_dump(include={"base", "collect"}),
+                "versions": versions or {},
+            },
         )
         try:
             frames_done = 0

@@ -91,7 +91,9 @@ class CollectParams(_Section):
     )
     image_size: int = Field(64, ge=8, le=1024, description="Square frame side, pixels.")
     camera: int | None = Field(
-        None, ge=0, description="Camera id; null uses the domain default (cartpole 1: follows the cart; quadruped 2; else 0)."
+        None,
+        ge=0,
+        description="Camera id; null uses the domain default (cartpole 1: follows the cart; quadruped 2; else 0).",
     )
     shadows: bool = Field(
         False, description="Render shadows (about 6x slower at 64x64 on CPU rendering)."
@@ -249,8 +251,21 @@ def params_markdown() -> str:
             type_name = getattr(ann, "__name__", str(ann)).replace("typing.", "")
             if str(ann).startswith("typing.Literal"):
                 type_name = " \\| ".join(f"`{a}`" for a in ann.__args__)
+            type_name = type_name.replace("|", "\\|")
             desc = (field.description or "").replace("|", "\\|")
             rows.append(f"| `{key}` | {type_name} | `{default}` | {desc} |")
 
     walk(Params, "")
     return "\n".join(rows) + "\n"
+
+
+PARAMS_START, PARAMS_END = "<!-- params:start -->", "<!-- params:end -->"
+
+
+def replace_params_section(text: str) -> str:
+    """``text`` with the block between the params markers replaced by :func:`params_markdown`."""
+    head, sep, rest = text.partition(PARAMS_START)
+    _, sep2, tail = rest.partition(PARAMS_END)
+    if not sep or not sep2:
+        raise ValueError(f"markers {PARAMS_START} ... {PARAMS_END} not found")
+    return f"{head}{PARAMS_START}\n{params_markdown()}{PARAMS_END}{tail}"

@@ -44,7 +44,10 @@ def git_state(cwd: str | Path | None = None) -> tuple[str, bool]:
         dirty = bool(
             subprocess.run(
                 ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=cwd, capture_output=True, text=True, check=True,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.strip()
         )
         return commit, dirty

@@ -19,7 +19,9 @@ def derive_seed(base_seed: int, *keys: int | str) -> int:
     Used so that, e.g., episode ``i`` of task ``t`` gets the same seed whatever worker
     records it and whatever else is recorded beside it.
     """
-    words = [int(base_seed)] + [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys]
+    words = [int(base_seed)] + [
+        zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys
+    ]
     return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 

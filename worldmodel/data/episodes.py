@@ -116,8 +116,12 @@ class EpisodeWriter:
         s = image_size
         self.f = h5py.File(self.path, "w")
         self.f.create_dataset(
-            "frames", (n, s, s, 3), np.uint8,
-            chunks=(min(CHUNK_FRAMES, n), s, s, 3), compression="gzip", compression_opts=4,
+            "frames",
+            (n, s, s, 3),
+            np.uint8,
+            chunks=(min(CHUNK_FRAMES, n), s, s, 3),
+            compression="gzip",
+            compression_opts=4,
         )
         self.f.create_dataset("actions", (n, a), np.float32)
         self.f.create_dataset("rewards", (n,), np.float32)
@@ -126,8 +130,12 @@ class EpisodeWriter:
         starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         g.create_dataset("start", data=starts)
         g.create_dataset("length", data=self.lengths)
-        for name, dtype in (("task", np.int32), ("split", np.uint8), ("seed", np.int64),
-                            ("return", np.float32)):
+        for name, dtype in (
+            ("task", np.int32),
+            ("split", np.uint8),
+            ("seed", np.int64),
+            ("return", np.float32),
+        ):
             g.create_dataset(name, (e,), dtype)
         self.starts = starts
         at = self.f.attrs
@@ -191,7 +199,9 @@ def open_h5(path: str | Path, schema: str, version: int) -> h5py.File:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+        raise StoreError(
+            f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}"
+        ) from None
     at = f.attrs
     if at.get("schema") != schema:
         f.close()
@@ -227,7 +237,9 @@ def check_index(f: h5py.File, path: Path, n_rows: int) -> None:
     e = f["episodes/start"].shape[0]
     for name in ("length", "task", "split", "seed", "return"):
         if f[f"episodes/{name}"].shape[0] != e:
-            raise StoreError(f"{path}: `episodes/{name}` has {f[f'episodes/{name}'].shape[0]} rows, expected {e}")
+            raise StoreError(
+                f"{path}: `episodes/{name}` has {f[f'episodes/{name}'].shape[0]} rows, expected {e}"
+            )
     starts, lengths = f["episodes/start"][:], f["episodes/length"][:]
     expect = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     if e == 0 or not np.array_equal(starts, expect) or int(lengths.sum()) != n_rows:
@@ -253,10 +265,14 @@ class EpisodeStore:
             check_fields(f, self.path, _REQUIRED)
             n = f["frames"].shape[0]
             if f["frames"].shape[3] != 3 or f["frames"].shape[1] != f["frames"].shape[2]:
-                raise StoreError(f"{self.path}: `frames` has shape {f['frames'].shape}, expected (N, S, S, 3)")
+                raise StoreError(
+                    f"{self.path}: `frames` has shape {f['frames'].shape}, expected (N, S, S, 3)"
+                )
             for name in ("actions", "rewards", "discounts"):
                 if f[name].shape[0] != n:
-                    raise StoreError(f"{self.path}: `{name}` has {f[name].shape[0]} rows, `frames` has {n}")
+                    raise StoreError(
+                        f"{self.path}: `{name}` has {f[name].shape[0]} rows, `frames` has {n}"
+                    )
             check_index(f, self.path, n)
             self.tasks: list[str] = json.loads(f.attrs["tasks"])
             self.action_dims: list[int] = json.loads(f.attrs["action_dims"])
@@ -264,7 +280,9 @@ class EpisodeStore:
             self.params: dict[str, Any] = json.loads(f.attrs.get("params", "{}"))
             task_ids = f["episodes/task"][:]
             if task_ids.size and (task_ids.min() < 0 or task_ids.max() >= len(self.tasks)):
-                raise StoreError(f"{self.path}: `episodes/task` refers to a task not in attrs `tasks`")
+                raise StoreError(
+                    f"{self.path}: `episodes/task` refers to a task not in attrs `tasks`"
+                )
         except Exception:
             f.close()
             raise

@@ -1,0 +1,115 @@
+"""Params validation: every bad file fails before work, naming the key and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from worldmodel.config import (
+    ParamsError,
+    apply_preset,
+    list_presets,
+    load_params,
+    params_markdown,
+    parse_params,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _err(data: dict) -> str:
+    with pytest.raises(ParamsError) as exc:
+        parse_params(data)
+    return str(exc.value)
+
+
+def test_default_params_file_is_valid() -> None:
+    p = load_params(REPO / "params.yaml")
+    assert p.collect.tasks == ["cartpole-swingup"]
+    assert p.collect.image_size == 64
+
+
+def test_unknown_key_names_key_and_allowed_keys() -> None:
+    msg = _err({"collect": {"episodes": 3}})
+    assert "collect.episodes" in msg
+    assert "episodes_per_task" in msg  # the allowed keys are listed
+
+
+def test_unknown_section() -> None:
+    msg = _err({"colect": {}})
+    assert "colect" in msg and "collect" in msg
+
+
+def test_wrong_type_names_key_and_value() -> None:
+    msg = _err({"collect": {"image_size": "big"}})
+    assert "collect.image_size" in msg and "'big'" in msg
+
+
+@pytest.mark.parametrize("key", ["episodes_per_task", "action_repeat", "workers", "image_size"])
+def test_non_positive_sizes_rejected(key: str) -> None:
+    msg = _err({"collect": {key: 0}})
+    assert f"collect.{key}" in msg and "greater than" in msg
+
+
+def test_unknown_task_suggests_close_names() -> None:
+    msg = _err({"collect": {"tasks": ["cartpole-swingupp"]}})
+    assert "cartpole-swingupp" in msg and "cartpole-swingup" in msg and "wm tasks" in msg
+
+
+def test_literal_lists_allowed_values() -> None:
+    msg = _err({"base": {"device": "tpu"}})
+    assert "base.device" in msg and "'cuda'" in msg
+
+
+def test_nested_policy_validation() -> None:
+    msg = _err({"collect": {"policy": {"kind": "ou", "hold_min": 5, "hold_max": 2}}})
+    assert "collect.policy.hold_max" in msg
+
+
+def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("collect: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_applies_to_default_params(tmp_path: Path, name: str) -> None:
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "params.yaml").read_text())
+    result = apply_preset(name, target)
+    preset = yaml.safe_load((REPO / "presets" / f"{name}.yaml").read_text())
+    for key, value in preset["collect"].items():
+        assert getattr(result.collect, key) == value
+    assert "# worldmodel params" in target.read_text()  # comments kept
+
+
+def test_presets_cover_the_three_tiers() -> None:
+    assert {"tier1", "tier2", "tier3"} <= set(list_presets())
+    # tier1 is the default params: applying it changes nothing.
+    p = load_params(REPO / "params.yaml")
+    tier1 = yaml.safe_load((REPO / "presets" / "tier1.yaml").read_text())
+    assert all(getattr(p.collect, k) == v for k, v in tier1["collect"].items())
+
+
+def test_unknown_preset(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="unknown preset"):
+        apply_preset("tier9", tmp_path / "params.yaml")
+
+
+def test_params_markdown_documents_every_field() -> None:
+    md = params_markdown()
+    for key in ("base.seed", "collect.tasks", "collect.policy.kind", "collect.val_fraction"):
+        assert f"`{key}`" in md
+    assert "| `collect.workers` | int | `2` |" in md
+
+
+def test_readme_params_reference_is_current() -> None:
+    from worldmodel.config import replace_params_section
+
+    text = (REPO / "README.md").read_text()
+    assert replace_params_section(text) == text, "run `wm params-doc --write README.md`"
