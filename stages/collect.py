@@ -14,14 +14,13 @@ import typer
 from stages.common import (
     PARAMS_OPTION,
     err_console,
-    exit_on_sigterm,
     load_or_exit,
     progress_bar,
     versions,
 )
 from worldmodel.collect import CollectResult, collect
 from worldmodel.config import Params
-from worldmodel.utils import write_json
+from worldmodel.utils import install_sigterm_cleanup, write_json
 
 STAGE = "collect"
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -74,7 +73,7 @@ def main(
 ) -> None:
     """Record DMC episodes to an HDF5 episode store."""
     params = load_or_exit(params_file)
-    exit_on_sigterm()
+    install_sigterm_cleanup()
     try:
         run(params, out, metrics)
     except ValueError as exc:

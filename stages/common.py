@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,15 +27,6 @@ def load_or_exit(path: Path) -> Params:
     except ParamsError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from None
-
-
-def exit_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit so ``finally`` blocks remove temporary files."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def versions() -> dict[str, str]:

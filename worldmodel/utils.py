@@ -41,13 +41,35 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name(path)
     _remove(tmp)
+    _ACTIVE_TMP.add(tmp)
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
             _remove(path)
         os.replace(tmp, path)
     finally:
+        _ACTIVE_TMP.discard(tmp)
         _remove(tmp)
+
+
+_ACTIVE_TMP: set[Path] = set()
+
+
+def install_sigterm_cleanup() -> None:
+    """On SIGTERM, delete the temporaries of unfinished atomic writes and exit with 143.
+
+    Raising from a signal handler is not enough: the exception can land inside a
+    destructor or weakref callback, where Python prints and ignores it and the work
+    carries on. The handler therefore cleans up and leaves with ``os._exit``.
+    """
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        for tmp in list(_ACTIVE_TMP):
+            _remove(tmp)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def remove_stale_tmp(path: str | Path) -> None:

@@ -1,0 +1,121 @@
+"""Image quality metrics: PSNR, SSIM, and LPIPS through the real ``lpips`` package.
+
+All take float images ``(..., 3, H, W)`` or ``(..., H, W, 3)`` (``channels_last=True``) in
+``[0, 1]`` and return one value per image.
+
+LPIPS needs torchvision's ImageNet backbone weights (``alexnet-owt-7be5be79.pth`` for the
+default ``alex`` net) in the torch hub cache. :func:`load_lpips` uses them when present
+(or downloadable); otherwise it logs one loud warning naming the file and the directory it
+was expected in and returns None, and callers record LPIPS as unavailable (null). A
+randomly initialised backbone is never used and reported as LPIPS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+BACKBONE_FILES = {
+    "alex": (
+        "alexnet-owt-7be5be79.pth",
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    ),
+    "vgg": ("vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),
+}
+
+
+def _to_nchw(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    x = x.movedim(-1, -3) if channels_last else x
+    return x.reshape(-1, *x.shape[-3:]).float()
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image (peak 1.0); images in [0, 1]."""
+    p, t = _to_nchw(pred, channels_last), _to_nchw(target, channels_last)
+    mse = (p.clamp(0, 1) - t).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    g = torch.exp(-((torch.arange(size) - size // 2) ** 2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    """Structural similarity per image (Wang et al. 2004: 11x11 Gaussian, sigma 1.5)."""
+    p, t = _to_nchw(pred, channels_last).clamp(0, 1), _to_nchw(target, channels_last)
+    c = p.shape[1]
+    size = min(11, p.shape[-1], p.shape[-2])
+    w = _gaussian_window(size).to(p).expand(c, 1, size, size)
+    mu_p, mu_t = F.conv2d(p, w, groups=c), F.conv2d(t, w, groups=c)
+    s_pp = F.conv2d(p * p, w, groups=c) - mu_p**2
+    s_tt = F.conv2d(t * t, w, groups=c) - mu_t**2
+    s_pt = F.conv2d(p * t, w, groups=c) - mu_p * mu_t
+    c1, c2 = 0.01**2, 0.03**2
+    num = (2 * mu_p * mu_t + c1) * (2 * s_pt + c2)
+    den = (mu_p**2 + mu_t**2 + c1) * (s_pp + s_tt + c2)
+    return (num / den).flatten(1).mean(1)
+
+
+def backbone_path(net: str) -> Path:
+    """Where torch hub keeps the backbone weights LPIPS(``net``) needs."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net][0]
+
+
+@cache
+def lpips_available(net: str = "alex") -> bool:
+    """True when the backbone weights are cached or can be downloaded now (once per process)."""
+    path = backbone_path(net)
+    if path.is_file():
+        return True
+    if os.environ.get("WM_LPIPS_NO_DOWNLOAD"):
+        ok = False
+    else:
+        try:
+            torch.hub.load_state_dict_from_url(BACKBONE_FILES[net][1], progress=False)
+            ok = path.is_file()
+        except Exception:  # no network, proxy, disk: all mean "not available"
+            ok = False
+    if not ok:
+        log.warning(
+            "\n%s\nLPIPS UNAVAILABLE: the %s backbone weights %s are not in %s and could not be "
+            "downloaded. The LPIPS loss term is dropped and LPIPS metrics are recorded as null "
+            "(MLflow tag lpips=unavailable). To enable it, copy %s into that directory.\n%s",
+            "=" * 78,
+            net,
+            path.name,
+            path.parent,
+            BACKBONE_FILES[net][1],
+            "=" * 78,
+        )
+    return ok
+
+
+class LPIPS(torch.nn.Module):
+    """The ``lpips`` package's metric on images in [0, 1]; frozen, one value per image."""
+
+    def __init__(self, net: str = "alex") -> None:
+        super().__init__()
+        import lpips
+
+        self.net = lpips.LPIPS(net=net, pretrained=True, pnet_rand=False, verbose=False)
+        self.net.eval().requires_grad_(False)
+
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, channels_last: bool = True
+    ) -> torch.Tensor:
+        p, t = _to_nchw(pred, channels_last), _to_nchw(target, channels_last)
+        return self.net(p.clamp(0, 1) * 2 - 1, t * 2 - 1).flatten()
+
+
+def load_lpips(net: str = "alex") -> LPIPS | None:
+    """An :class:`LPIPS` with real pretrained weights, or None (warned) when unavailable."""
+    return LPIPS(net) if lpips_available(net) else None

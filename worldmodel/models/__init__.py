@@ -1,0 +1,1 @@
+"""Neural networks: transformer blocks, the video tokenizer, the dynamics model."""

@@ -1,0 +1,221 @@
+"""Masked-autoencoder video tokenizer (DreamerV4 §3.1), block-causal in time.
+
+Per frame: ``P`` non-overlapping patches and ``L`` learned latent tokens.
+
+Encoder (tokens ``[patches, latents]`` per frame, frames in order):
+  - a patch attends only to patches of its own frame;
+  - a latent attends to patches and latents of its own and earlier frames.
+Bottleneck: latent outputs -> linear to ``latent_dim`` channels -> ``tanh``, so
+``z`` is ``(B, T, L, latent_dim)`` in (-1, 1).
+Decoder (tokens ``[patch queries, latents]`` per frame):
+  - a patch query attends to its own frame's patch queries and to latents of its own and
+    earlier frames;
+  - a latent attends only to latents of its own and earlier frames.
+MAE training replaces a fraction ``p ~ U(0, mask_max)`` of each frame's patches by a
+learned mask token (the masks arrive with the batch, see :class:`TokenizerBatch`).
+
+The model returns raw loss terms; the trainer RMS-normalises and sums them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from worldmodel.models.blocks import Block, RMSNorm, rope_angles_nd
+
+PRESETS: dict[str, dict[str, int]] = {
+    # name: transformer width, heads, encoder/decoder depth. `tiny` is for CPU and CI.
+    "tiny": {"dim": 128, "heads": 4, "enc_depth": 3, "dec_depth": 3},
+    "small": {"dim": 256, "heads": 8, "enc_depth": 6, "dec_depth": 6},
+    "base": {"dim": 512, "heads": 8, "enc_depth": 12, "dec_depth": 12},
+    "large": {"dim": 768, "heads": 12, "enc_depth": 16, "dec_depth": 16},
+}
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Architecture of a :class:`Tokenizer`; stored in every checkpoint."""
+
+    image_size: int = 64
+    patch_size: int = 8
+    latent_tokens: int = 16
+    latent_dim: int = 16
+    dim: int = 128
+    heads: int = 4
+    enc_depth: int = 3
+    dec_depth: int = 3
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid**2
+
+    @property
+    def patch_dim(self) -> int:
+        return 3 * self.patch_size**2
+
+
+@dataclass
+class TokenizerBatch:
+    """A training batch: clips and which patches the encoder may see."""
+
+    frames: torch.Tensor  # (B, T, H, W, 3) uint8
+    keep: torch.Tensor  # (B, T, P) bool; False = replaced by the mask token
+
+    def to(self, device: torch.device | str) -> TokenizerBatch:
+        return TokenizerBatch(self.frames.to(device), self.keep.to(device))
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    def slice(self, sl: slice) -> TokenizerBatch:
+        return TokenizerBatch(self.frames[sl], self.keep[sl])
+
+    def preview(self) -> torch.Tensor:
+        """One uint8 image per sample (its last frame), for hard-example logging."""
+        return self.frames[:, -1]
+
+
+def block_causal_masks(
+    t: int, p: int, n_lat: int, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boolean attention masks ``(N, N)`` (True = may attend), ``N = t * (p + n_lat)``.
+
+    Returns ``(encoder_mask, decoder_mask)`` for the per-frame layout ``[patches, latents]``.
+    """
+    per = p + n_lat
+    frame = torch.arange(t * per, device=device) // per
+    is_patch = (torch.arange(t * per, device=device) % per) < p
+    same = frame[:, None] == frame[None, :]
+    past_or_same = frame[None, :] <= frame[:, None]
+    q_patch, k_patch = is_patch[:, None], is_patch[None, :]
+    enc = torch.where(q_patch, k_patch & same, past_or_same)
+    dec = torch.where(
+        q_patch, (k_patch & same) | (~k_patch & past_or_same), ~k_patch & past_or_same
+    )
+    return enc, dec
+
+
+class Tokenizer(nn.Module):
+    """Frames ``(B, T, H, W, 3)`` in [0, 1] <-> latents ``(B, T, L, C)`` in (-1, 1)."""
+
+    def __init__(self, cfg: TokenizerConfig) -> None:
+        super().__init__()
+        if cfg.image_size % cfg.patch_size:
+            raise ValueError(
+                f"image_size {cfg.image_size} is not a multiple of patch_size {cfg.patch_size}"
+            )
+        self.cfg = cfg
+        d, p, n_lat = cfg.dim, cfg.num_patches, cfg.latent_tokens
+        self.patch_in = nn.Linear(cfg.patch_dim, d)
+        self.mask_token = nn.Parameter(torch.randn(d) * 0.02)
+        self.enc_pos = nn.Parameter(torch.randn(p, d) * 0.02)
+        self.enc_latents = nn.Parameter(torch.randn(n_lat, d) * 0.02)
+        self.encoder = nn.ModuleList(Block(d, cfg.heads) for _ in range(cfg.enc_depth))
+        self.enc_norm = RMSNorm(d)
+        self.to_latent = nn.Linear(d, cfg.latent_dim)
+        self.from_latent = nn.Linear(cfg.latent_dim, d)
+        self.dec_latent_pos = nn.Parameter(torch.randn(n_lat, d) * 0.02)
+        self.dec_queries = nn.Parameter(torch.randn(p, d) * 0.02)
+        self.decoder = nn.ModuleList(Block(d, cfg.heads) for _ in range(cfg.dec_depth))
+        self.dec_norm = RMSNorm(d)
+        self.patch_out = nn.Linear(d, cfg.patch_dim)
+
+    def _layout(
+        self, t: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """RoPE angles for (time, row, col) of every token, and both attention masks."""
+        cfg = self.cfg
+        g, n_lat = cfg.grid, cfg.latent_tokens
+        rows = torch.arange(cfg.num_patches, device=device) // g + 1
+        cols = torch.arange(cfg.num_patches, device=device) % g + 1
+        zeros = torch.zeros(n_lat, device=device, dtype=torch.long)
+        coords = []
+        for f in range(t):
+            coords.append(torch.stack([torch.full_like(rows, f), rows, cols], 1))
+            coords.append(torch.stack([zeros + f, zeros, zeros], 1))
+        angles = rope_angles_nd(torch.cat(coords), cfg.dim // cfg.heads)
+        enc, dec = block_causal_masks(t, cfg.num_patches, n_lat, device)
+        return angles, enc, dec
+
+    def patchify(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H, W, 3)`` -> ``(B, T, P, p*p*3)``."""
+        s = self.cfg.patch_size
+        return rearrange(frames, "b t (gh ph) (gw pw) c -> b t (gh gw) (ph pw c)", ph=s, pw=s)
+
+    def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
+        """``(B, T, P, p*p*3)`` -> ``(B, T, H, W, 3)``."""
+        s, g = self.cfg.patch_size, self.cfg.grid
+        return rearrange(
+            patches, "b t (gh gw) (ph pw c) -> b t (gh ph) (gw pw) c", gh=g, ph=s, pw=s
+        )
+
+    def encode(self, frames: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents ``(B, T, L, C)`` of float frames ``(B, T, H, W, 3)`` in [0, 1]."""
+        b, t = frames.shape[:2]
+        cfg = self.cfg
+        p, n_lat = cfg.num_patches, cfg.latent_tokens
+        x = self.patch_in(self.patchify(frames))  # (B, T, P, D)
+        if keep is not None:
+            x = torch.where(keep[..., None], x, self.mask_token.to(x.dtype))
+        x = x + self.enc_pos
+        lat = self.enc_latents.expand(b, t, n_lat, cfg.dim)
+        tokens = torch.cat([x, lat], dim=2).reshape(b, t * (p + n_lat), cfg.dim)  # (B, N, D)
+        angles, enc_mask, _ = self._layout(t, frames.device)
+        for blk in self.encoder:
+            tokens = blk(tokens, angles, enc_mask)
+        tokens = self.enc_norm(tokens).view(b, t, p + n_lat, cfg.dim)[:, :, p:]  # (B, T, L, D)
+        return torch.tanh(self.to_latent(tokens))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Frames ``(B, T, H, W, 3)`` (unclamped, ~[0, 1]) from latents ``(B, T, L, C)``."""
+        b, t = z.shape[:2]
+        cfg = self.cfg
+        p, n_lat = cfg.num_patches, cfg.latent_tokens
+        lat = self.from_latent(z) + self.dec_latent_pos  # (B, T, L, D)
+        queries = self.dec_queries.expand(b, t, p, cfg.dim)
+        tokens = torch.cat([queries, lat], dim=2).reshape(b, t * (p + n_lat), cfg.dim)
+        angles, _, dec_mask = self._layout(t, z.device)
+        for blk in self.decoder:
+            tokens = blk(tokens, angles, dec_mask)
+        out = self.dec_norm(tokens).view(b, t, p + n_lat, cfg.dim)[:, :, :p]
+        return self.unpatchify(self.patch_out(out))
+
+    def forward(self, frames: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Reconstruct float frames in [0, 1] (masked patches inferred)."""
+        return self.decode(self.encode(frames, keep))
+
+
+class TokenizerObjective(nn.Module):
+    """Wraps a :class:`Tokenizer` with its training loss: MSE and (when available) LPIPS.
+
+    ``forward(batch) -> (terms, logs)``: raw, un-normalised scalar terms for the
+    trainer, and logs including ``per_sample`` losses for hard-example tracking.
+    """
+
+    def __init__(self, model: Tokenizer, lpips: nn.Module | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.lpips = lpips
+        if lpips is not None:
+            lpips.requires_grad_(False)
+
+    def forward(
+        self, batch: TokenizerBatch
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        target = batch.frames.float() / 255.0
+        recon = self.model(target, batch.keep)
+        err = (recon - target).pow(2)  # (B, T, H, W, 3)
+        terms = {"mse": err.mean()}
+        per_sample = err.flatten(1).mean(1).detach()
+        if self.lpips is not None:
+            terms["lpips"] = self.lpips(recon, target).mean()
+        masked_frac = 1 - batch.keep.float().mean()
+        return terms, {"per_sample": per_sample, "masked_fraction": masked_frac.detach()}
