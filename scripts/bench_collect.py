@@ -23,7 +23,7 @@ from worldmodel.envs.dmc import configure_headless
 def render_fps(task: str, size: int, frames: int) -> tuple[float, float]:
     configure_headless()
     from worldmodel.envs import make_env
-    from worldmodel.envs.tasks import default_camera
+    from worldmodel.tasks import default_camera
 
     env = make_env(task, size)
     cam = default_camera(task)

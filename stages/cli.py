@@ -14,18 +14,26 @@ from pathlib import Path
 import typer
 
 from stages import collect as collect_stage
+from stages import evaluate as evaluate_stage
+from stages import tokenize as tokenize_stage
+from stages import train_dynamics as train_dynamics_stage
+from stages import train_tokenizer as train_tokenizer_stage
 from stages.common import PARAMS_OPTION, err_console, load_or_exit
 
 app = typer.Typer(
     add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__
 )
 app.command("collect")(collect_stage.main)
+app.command("train-tokenizer")(train_tokenizer_stage.main)
+app.command("tokenize")(tokenize_stage.main)
+app.command("train-dynamics")(train_dynamics_stage.main)
+app.command("evaluate")(evaluate_stage.main)
 
 
 @app.command()
 def tasks() -> None:
     """List the task names `collect.tasks` accepts."""
-    from worldmodel.envs.tasks import ALL_TASK_NAMES
+    from worldmodel.tasks import ALL_TASK_NAMES
 
     for name in ALL_TASK_NAMES:
         typer.echo(name)

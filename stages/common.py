@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -75,3 +77,59 @@ def progress_bar(description: str, total: int, unit: str) -> Iterator:
             )
 
         yield update
+
+
+def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
+    """Write training-curve rows as TSV with a leading ``step`` column (for `dvc plots`)."""
+    from worldmodel.utils import atomic_path
+
+    cols = ["step"] + sorted({k for r in rows for k in r} - {"step"})
+    lines = ["\t".join(cols)]
+    for r in rows:
+        lines.append("\t".join("" if r.get(c) is None else f"{r[c]:.6g}" for c in cols))
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def fit_tracked(
+    stage: str,
+    trainer: Any,
+    tracker: Any,
+    describe: str,
+) -> float:
+    """Resume if possible, then run ``trainer.fit`` with a progress bar, MLflow curves and
+    hard-example images (rank 0). Returns the training wall time in seconds."""
+    import numpy as np
+
+    from worldmodel.viz import frame_grid
+
+    def on_log(step: int, row: dict[str, float]) -> None:
+        if tracker is not None:
+            tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step)
+
+    def on_checkpoint(tr: Any) -> None:
+        if tracker is not None and tr.hard.heap:
+            images = np.stack([im for _, _, im in tr.hard.ranked()])
+            tracker.log_image(frame_grid([images]), f"hard_examples/step_{tr.step:07d}.png")
+
+    trainer.on_log, trainer.on_checkpoint = on_log, on_checkpoint
+    resumed = trainer.try_resume()
+    if trainer.rank == 0:
+        err_console.print(
+            f"{stage}: {describe}" + (f"; resumed at step {trainer.step}" if resumed else "")
+        )
+    t0, start = time.perf_counter(), trainer.step
+    with progress_bar(stage, trainer.cfg.steps, "steps/s") as update:
+        trainer.fit(on_step=lambda s: update(s, (s - start) / (time.perf_counter() - t0)))
+    return time.perf_counter() - t0
+
+
+def tracked_run(enabled: bool, stage: str, params: Params, sections: tuple[str, ...]) -> Any:
+    """The stage's MLflow run as a context manager (yields None when disabled)."""
+    from contextlib import nullcontext
+
+    if not enabled:
+        return nullcontext(None)
+    from worldmodel.tracking import stage_run
+
+    return stage_run(stage, params, sections)

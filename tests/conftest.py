@@ -33,7 +33,9 @@ def _tracking_store(tmp_path_factory: pytest.TempPathFactory) -> None:
     if "WM_TEST_KEEP_TRACKING_URI" not in os.environ:
         db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{db}"
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    from worldmodel.envs.dmc import configure_headless
+
+    configure_headless()  # also loads triton before Mesa (see worldmodel/envs/dmc.py)
 
 
 @pytest.fixture()

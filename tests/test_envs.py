@@ -8,7 +8,7 @@ import pytest
 from worldmodel.config import PolicyParams
 from worldmodel.envs import ActionSpec, make_env
 from worldmodel.envs.policies import Policy
-from worldmodel.envs.tasks import ALL_TASK_NAMES, DMC_TASKS
+from worldmodel.tasks import ALL_TASK_NAMES, DMC_TASKS
 
 
 def test_task_list_matches_installed_suite() -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from worldmodel.envs.tasks import ALL_TASK_NAMES
+from worldmodel.tasks import ALL_TASK_NAMES
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -121,11 +121,186 @@ class CollectParams(_Section):
         return tasks
 
 
+class TrainParams(_Section):
+    """Optimisation settings of a training stage (the generic trainer, worldmodel/train.py)."""
+
+    steps: int = Field(1000, gt=0, description="Optimisation steps.")
+    batch_size: int = Field(32, gt=0, description="Samples per step, summed over all processes.")
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.05, ge=0, description="AdamW decoupled weight decay.")
+    warmup_steps: int = Field(100, ge=0, description="Linear learning-rate warm-up steps.")
+    min_lr_ratio: float = Field(
+        0.1, ge=0, le=1, description="Cosine decay ends at this fraction of `lr`."
+    )
+    grad_clip: float = Field(1.0, gt=0, description="Gradient norm clipping threshold.")
+    ema_decay: float = Field(
+        0.0, ge=0, lt=1, description="EMA of the weights (0 = off); EMA weights are the ones saved."
+    )
+    checkpoint_every: int = Field(200, gt=0, description="Steps between resumable checkpoints.")
+    log_every: int = Field(10, gt=0, description="Steps between curve rows / MLflow metrics.")
+    hard_examples: int = Field(
+        8, ge=0, description="Highest-loss training samples kept and logged as images (0 = off)."
+    )
+
+
+class TokenizerParams(_Section):
+    """The `train_tokenizer` stage: masked-autoencoder video tokenizer."""
+
+    size: Literal["tiny", "small", "base", "large"] = Field(
+        "tiny", description="Transformer size preset (worldmodel/models/tokenizer.py PRESETS)."
+    )
+    patch_size: int = Field(8, gt=0, description="Square patch side, pixels; divides the frame.")
+    latent_tokens: int = Field(16, gt=0, description="Latent tokens per frame.")
+    latent_dim: int = Field(16, gt=0, description="Bottleneck channels per latent token (tanh).")
+    clip_frames: int = Field(
+        1, gt=0, description="Frames per training clip; also the causal context used by `tokenize`."
+    )
+    mask_max: float = Field(
+        0.9,
+        ge=0,
+        lt=1,
+        description="MAE: each frame drops a fraction p ~ U(0, mask_max) of patches.",
+    )
+    mask_warmup_steps: int = Field(
+        0,
+        ge=0,
+        description="Ramp mask_max linearly from 0 over these steps (guards against collapse).",
+    )
+    lpips_weight: float = Field(
+        0.2, ge=0, description="Weight of the RMS-normalised LPIPS term (MSE has weight 1)."
+    )
+    lpips_net: Literal["alex", "vgg"] = Field("alex", description="LPIPS backbone.")
+    eval_clips: int = Field(64, gt=0, description="Held-out clips for the final metrics.")
+    train: TrainParams = Field(
+        default_factory=lambda: TrainParams(steps=800, batch_size=32, lr=3e-3, warmup_steps=30),
+        description="Optimisation.",
+    )
+
+
+class TokenizeParams(_Section):
+    """The `tokenize` stage: encode every frame to latents."""
+
+    batch_size: int = Field(64, gt=0, description="Frames encoded per forward pass.")
+
+
+class DynamicsParams(_Section):
+    """The `train_dynamics` stage: shortcut-forcing dynamics on tokenizer latents.
+
+    Signal level convention: tau = 1 is clean, tau = 0 is pure noise.
+    """
+
+    size: Literal["tiny", "small", "base", "large"] = Field(
+        "tiny", description="Transformer size preset (worldmodel/models/dynamics.py PRESETS)."
+    )
+    pack: int = Field(2, gt=0, description="Tokenizer latents packed into one dynamics token.")
+    registers: int = Field(2, ge=0, description="Learned register tokens per frame.")
+    k_max: int = Field(
+        16, gt=0, description="Finest sampler resolution (power of two); d_min = 1/k_max."
+    )
+    time_every: int = Field(
+        2,
+        gt=0,
+        description="Causal time attention every this many layers (space attention in all others).",
+    )
+    softcap: float = Field(50.0, ge=0, description="Attention logit soft-cap (0 = off).")
+    seq_len: int = Field(8, ge=2, description="Frames per short training window.")
+    long_seq_len: int = Field(
+        16, ge=2, description="Frames per long window; also the rollout's sliding window."
+    )
+    long_every: int = Field(
+        8, ge=0, description="Every this-many-th batch uses long windows (0 = never)."
+    )
+    long_batch_size: int = Field(8, gt=0, description="Windows per long batch.")
+    stride: int = Field(2, gt=0, description="Stride between the start frames of windows.")
+    bootstrap_fraction: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Fraction of samples whose frames draw d > d_min (bootstrap loss).",
+    )
+    tau_ctx: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Signal level of past frames in rollouts (1 = clean; 0.9 = 10% noise).",
+    )
+    eval_every: int = Field(
+        100, gt=0, description="Steps between val rollout checks (a multiple of train.log_every)."
+    )
+    eval_windows: int = Field(16, gt=0, description="Val windows of the periodic rollout check.")
+    eval_context: int = Field(4, gt=0, description="Context frames of the periodic rollout check.")
+    eval_steps: int = Field(4, gt=0, description="Sampler steps K of the periodic rollout check.")
+    train: TrainParams = Field(
+        default_factory=lambda: TrainParams(steps=1000, batch_size=16, lr=1e-3, warmup_steps=50),
+        description="Optimisation.",
+    )
+
+    @field_validator("k_max")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError("must be a power of two (1, 2, 4, 8, ...)")
+        return v
+
+    @field_validator("long_seq_len")
+    @classmethod
+    def _long_not_shorter(cls, v: int, info: Any) -> int:
+        if v < info.data.get("seq_len", 2):
+            raise ValueError(f"must be >= seq_len ({info.data.get('seq_len')})")
+        return v
+
+    @field_validator("train")
+    @classmethod
+    def _eval_on_logged_steps(cls, v: TrainParams, info: Any) -> TrainParams:
+        every = info.data.get("eval_every", 100)
+        if every % v.log_every:
+            raise ValueError(f"log_every ({v.log_every}) must divide dynamics.eval_every ({every})")
+        return v
+
+
+class EvaluateParams(_Section):
+    """The `evaluate` stage: rollouts on held-out episodes against baselines.
+
+    Signal level convention: tau = 1 is clean; context frames use `dynamics.tau_ctx`.
+    """
+
+    context: int = Field(4, gt=0, description="True context frames C before each rollout.")
+    horizon: int = Field(16, gt=0, description="Horizon H of the headline per-step metrics.")
+    extended_horizon: int = Field(
+        32, gt=0, description="Longer rollout (>= 2x the longest training window) also scored."
+    )
+    windows: int = Field(32, gt=0, description="Held-out windows per task.")
+    steps: int = Field(4, gt=0, description="Sampler steps K of the headline rollouts.")
+    sweep_horizon: int = Field(16, gt=0, description="Rollout length of the sampler sweep.")
+    sweep_at: list[int] = Field([1, 4, 16], description="Horizons whose PSNR the sweep reports.")
+    gifs: int = Field(4, ge=0, description="Windows written as GIF and PNG strip.")
+    batch_size: int = Field(16, gt=0, description="Windows rolled out together.")
+
+    @field_validator("extended_horizon")
+    @classmethod
+    def _extended(cls, v: int, info: Any) -> int:
+        if v < info.data.get("horizon", 1):
+            raise ValueError(f"must be >= horizon ({info.data.get('horizon')})")
+        return v
+
+
 class Params(_Section):
     """The whole of ``params.yaml``."""
 
     base: BaseParams = Field(default_factory=BaseParams, description="Shared settings.")
     collect: CollectParams = Field(default_factory=CollectParams, description="`collect` stage.")
+    tokenizer: TokenizerParams = Field(
+        default_factory=TokenizerParams, description="`train_tokenizer` stage."
+    )
+    tokenize: TokenizeParams = Field(
+        default_factory=TokenizeParams, description="`tokenize` stage."
+    )
+    dynamics: DynamicsParams = Field(
+        default_factory=DynamicsParams, description="`train_dynamics` stage."
+    )
+    evaluate: EvaluateParams = Field(
+        default_factory=EvaluateParams, description="`evaluate` stage."
+    )
 
 
 def _format_error(err: dict[str, Any], source: str, model: type[BaseModel]) -> str:

@@ -194,6 +194,8 @@ class Trainer:
         loss_weights: multipliers applied after RMS normalisation (e.g. ``lpips: 0.2``).
         on_log: called on rank 0 as ``on_log(step, row)`` every ``log_every`` steps.
         on_checkpoint: called on rank 0 after each checkpoint with the trainer.
+        periodic_eval: ``(every, fn)``: on rank 0, at logged steps that are multiples of
+            ``every`` (and the last), ``fn(eval_model)`` returns extra curve values.
     """
 
     def __init__(
@@ -207,6 +209,7 @@ class Trainer:
         loss_weights: dict[str, float] | None = None,
         on_log: Callable[[int, dict[str, float]], None] | None = None,
         on_checkpoint: Callable[[Trainer], None] | None = None,
+        periodic_eval: tuple[int, Callable[[nn.Module], dict[str, float]]] | None = None,
     ) -> None:
         self.rank, self.world = dist_info()
         self.device = device
@@ -219,6 +222,7 @@ class Trainer:
         self.loss_weights = loss_weights or {}
         self.on_log = on_log
         self.on_checkpoint = on_checkpoint
+        self.periodic_eval = periodic_eval
         self.params = [p for p in objective.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(
             self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
@@ -313,11 +317,11 @@ class Trainer:
                     pe.lerp_(pm, 1 - cfg.ema_decay)
         if "per_sample" in logs and self.rank == 0:
             self.hard.add(logs["per_sample"].float(), batch.preview(), self.step)
-        row = {f"loss/{k}": float(v) for k, v in terms.items()}
+        row = {f"loss/{k}": float(v.detach()) for k, v in terms.items()}
         row.update({k: float(v) for k, v in logs.items() if k != "per_sample"})
         row.update(
             {
-                "loss/total_normalised": float(loss),
+                "loss/total_normalised": float(loss.detach()),
                 "lr": lr,
                 "grad_norm": float(grad_norm),
                 "step_seconds": time.perf_counter() - t0,
@@ -336,6 +340,11 @@ class Trainer:
                 now = time.perf_counter()
                 row["steps_per_s"] = (self.step - steps_last) / max(now - t_last, 1e-9)
                 t_last, steps_last = now, self.step
+                if self.periodic_eval is not None and self.rank == 0:
+                    every, fn = self.periodic_eval
+                    if self.step % every == 0 or self.step == cfg.steps:
+                        row.update(fn(self.eval_model()))
+                        self.model.train()
                 row = {"step": self.step, **row}
                 self.curve.append(row)
                 if self.rank == 0 and self.on_log is not None:
@@ -350,3 +359,50 @@ class Trainer:
     def eval_model(self) -> nn.Module:
         """The weights to evaluate: EMA when enabled, else the live model."""
         return self.ema if self.ema is not None else self.model
+
+
+MODEL_FILE_VERSION = 1
+
+
+def save_model_file(path: Path, kind: str, model: nn.Module, meta: dict[str, Any]) -> None:
+    """Write final weights with their config (``model.cfg``, a dataclass) and metadata."""
+    from dataclasses import asdict
+
+    torch.save(
+        {
+            "kind": kind,
+            "file_version": MODEL_FILE_VERSION,
+            "config": asdict(model.cfg),
+            "state": model.state_dict(),
+            "meta": meta,
+        },
+        path,
+    )
+
+
+def load_model_file(
+    path: str | Path,
+    kind: str,
+    config_cls: type,
+    model_cls: type,
+    device: str | torch.device = "cpu",
+) -> tuple[Any, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_model_file`; refuse clearly on any mismatch."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {kind} model (run the stage that trains it)")
+    blob = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(blob, dict) or blob.get("kind") != kind:
+        raise CheckpointMismatch(f"{path} is not a {kind} file")
+    if blob.get("file_version") != MODEL_FILE_VERSION:
+        raise CheckpointMismatch(
+            f"{path}: file version {blob.get('file_version')}, this code reads "
+            f"{MODEL_FILE_VERSION}; retrain"
+        )
+    try:
+        cfg = config_cls(**blob["config"])
+    except TypeError as exc:
+        raise CheckpointMismatch(f"{path}: config does not match this code: {exc}") from None
+    model = model_cls(cfg).to(device)
+    load_model_state(model, blob["state"], str(path))
+    return model.eval(), blob["meta"]

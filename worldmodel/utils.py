@@ -111,3 +111,25 @@ def project_root(start: str | Path | None = None) -> Path:
         if (cand / "dvc.yaml").is_file():
             return cand
     return here
+
+
+def file_fingerprint(path: str | Path, block: int = 1 << 20) -> str:
+    """A cheap identity of a large file: its size and a hash of its first and last MiB."""
+    import hashlib
+
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        h.update(f.read(block))
+        f.seek(max(0, size - block))
+        h.update(f.read(block))
+    return h.hexdigest()[:16]
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short hash of JSON-serialisable parts (params sections, file fingerprints)."""
+    import hashlib
+
+    blob = json.dumps(parts, sort_keys=True, default=_json_default)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

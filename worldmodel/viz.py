@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,3 +40,89 @@ def contact_sheet(samples: dict[str, np.ndarray], path: str | Path, scale: int =
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def write_gif(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
+    """Write uint8 frames ``(T, H, W, 3)`` as a looping GIF."""
+    import imageio.v2 as imageio
+
+    imageio.mimsave(path, list(frames), duration=1000 / fps, loop=0)
+
+
+def _to_uint8(x: Any) -> np.ndarray:
+    arr = x.numpy() if hasattr(x, "numpy") else np.asarray(x)
+    return (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def rollout_media(
+    out: Path,
+    rows: list[dict[str, float]],
+    sweep: list[dict[str, Any]],
+    windows: list[tuple[str, Any, dict[str, Any]]],
+    context: int,
+    n_media: int,
+    methods: tuple[str, ...],
+) -> None:
+    """PSNR-vs-horizon and sampler-sweep PNGs, and per task a few GIFs and strips.
+
+    Strips: rows truth (context + future) | model (context + rollout) | repeat-last.
+    GIFs: truth | model | repeat-last side by side over the whole window.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = [r["horizon"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for m in methods:
+        y = np.array([r[f"psnr/{m}"] for r in rows])
+        ci = np.array([r[f"psnr_ci95/{m}"] for r in rows])
+        ax.plot(h, y, label=m)
+        ax.fill_between(h, y - ci, y + ci, alpha=0.2)
+    ax.set(xlabel="horizon (frames after context)", ylabel="PSNR (dB)", title="Held-out rollouts")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "psnr_vs_horizon.png", dpi=100)
+    plt.close(fig)
+
+    ks = [r["k"] for r in sweep]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key in [k for k in sweep[0] if k.startswith("psnr_h")]:
+        a1.plot(ks, [r[key] for r in sweep], marker="o", label=key.replace("psnr_", ""))
+    a1.set(xscale="log", xlabel="sampler steps K", ylabel="PSNR (dB)")
+    a1.legend()
+    a2.plot(ks, [r["fps_batched"] for r in sweep], marker="o", label="batched")
+    a2.plot(ks, [r["fps_batch1"] for r in sweep], marker="o", label="batch 1")
+    a2.set(xscale="log", yscale="log", xlabel="sampler steps K", ylabel="generated frames / s")
+    a2.legend()
+    fig.tight_layout()
+    fig.savefig(out / "sampler_sweep.png", dpi=100)
+    plt.close(fig)
+
+    for task, w, pix in windows:
+        for i in range(min(n_media, len(w.frames))):
+            truth = w.frames[i]
+            model = _to_uint8(pix["model"][i])
+            model[:context] = truth[:context]
+            repeat = truth.copy()
+            repeat[context:] = truth[context - 1]
+            name = f"{task}_window{i}"
+            strip = frame_grid(
+                [truth[: context + 16], model[: context + 16], repeat[: context + 16]]
+            )
+            import imageio.v3 as iio
+
+            iio.imwrite(out / f"{name}_strip.png", strip)
+            side = np.concatenate(
+                [
+                    truth,
+                    np.full_like(truth[:, :, :2], 255),
+                    model,
+                    np.full_like(truth[:, :, :2], 255),
+                    repeat,
+                ],
+                axis=2,
+            )
+            write_gif(out / f"{name}.gif", side)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from worldmodel.envs.tasks import default_camera, is_synthetic, split_task
+from worldmodel.tasks import default_camera, is_synthetic, split_task
 
 
 @dataclass(frozen=True)

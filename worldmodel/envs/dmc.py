@@ -26,6 +26,20 @@ def configure_headless() -> None:
     if os.environ["MUJOCO_GL"] == "egl":
         os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     os.environ.setdefault("LP_NUM_THREADS", "0")
+    _preload_triton()
+
+
+def _preload_triton() -> None:
+    """Load triton's LLVM before Mesa's.
+
+    Mesa's llvmpipe (EGL/OSMesa) and triton (imported by torch's optimisers) each bring
+    their own LLVM; a process that loads Mesa first and triton second segfaults. Loading
+    triton first, when installed, makes it safe to collect and train in one process.
+    """
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        pass
 
 
 class DMCEnv:

@@ -48,6 +48,14 @@ class TokenizerConfig:
     heads: int = 4
     enc_depth: int = 3
     dec_depth: int = 3
+    spatial_prior: bool = True
+
+    @property
+    def latent_grid(self) -> int:
+        """Side of the square latent grid when the spatial prior applies, else 0."""
+        side = int(round(self.latent_tokens**0.5))
+        ok = self.spatial_prior and side * side == self.latent_tokens and self.grid % side == 0
+        return side if ok else 0
 
     @property
     def grid(self) -> int:
@@ -127,6 +135,12 @@ class Tokenizer(nn.Module):
         self.decoder = nn.ModuleList(Block(d, cfg.heads) for _ in range(cfg.dec_depth))
         self.dec_norm = RMSNorm(d)
         self.patch_out = nn.Linear(d, cfg.patch_dim)
+        if cfg.latent_grid:
+            # Spatial prior: latent i starts from the pooled patches of its image region and
+            # each decoder query from the latent of its region. Attention still decides what
+            # flows where; the prior only removes the long "mean image" plateau at the start.
+            self.pool_in = nn.Linear(d, d)
+            self.unpool = nn.Linear(d, d)
 
     def _layout(
         self, t: int, device: torch.device
@@ -157,16 +171,33 @@ class Tokenizer(nn.Module):
             patches, "b t (gh gw) (ph pw c) -> b t (gh ph) (gw pw) c", gh=g, ph=s, pw=s
         )
 
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Average patch tokens ``(B, T, P, D)`` over each latent's region -> ``(B, T, L, D)``."""
+        g, s = self.cfg.grid, self.cfg.latent_grid
+        r = g // s
+        return rearrange(
+            x, "b t (sh rh sw rw) d -> b t (sh sw) (rh rw) d", sh=s, rh=r, sw=s, rw=r
+        ).mean(3)
+
+    def _unpool(self, lat: torch.Tensor) -> torch.Tensor:
+        """Copy each latent ``(B, T, L, D)`` to the patches of its region -> ``(B, T, P, D)``."""
+        g, s = self.cfg.grid, self.cfg.latent_grid
+        r = g // s
+        x = lat.view(*lat.shape[:2], s, 1, s, 1, lat.shape[-1]).expand(-1, -1, s, r, s, r, -1)
+        return x.reshape(*lat.shape[:2], g * g, lat.shape[-1])
+
     def encode(self, frames: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Latents ``(B, T, L, C)`` of float frames ``(B, T, H, W, 3)`` in [0, 1]."""
         b, t = frames.shape[:2]
         cfg = self.cfg
         p, n_lat = cfg.num_patches, cfg.latent_tokens
-        x = self.patch_in(self.patchify(frames))  # (B, T, P, D)
+        x = self.patch_in(self.patchify(frames) * 2 - 1)  # (B, T, P, D), pixels centred
         if keep is not None:
             x = torch.where(keep[..., None], x, self.mask_token.to(x.dtype))
         x = x + self.enc_pos
         lat = self.enc_latents.expand(b, t, n_lat, cfg.dim)
+        if cfg.latent_grid:
+            lat = lat + self.pool_in(self._pool(x))
         tokens = torch.cat([x, lat], dim=2).reshape(b, t * (p + n_lat), cfg.dim)  # (B, N, D)
         angles, enc_mask, _ = self._layout(t, frames.device)
         for blk in self.encoder:
@@ -181,12 +212,14 @@ class Tokenizer(nn.Module):
         p, n_lat = cfg.num_patches, cfg.latent_tokens
         lat = self.from_latent(z) + self.dec_latent_pos  # (B, T, L, D)
         queries = self.dec_queries.expand(b, t, p, cfg.dim)
+        if cfg.latent_grid:
+            queries = queries + self.unpool(self._unpool(lat))
         tokens = torch.cat([queries, lat], dim=2).reshape(b, t * (p + n_lat), cfg.dim)
         angles, _, dec_mask = self._layout(t, z.device)
         for blk in self.decoder:
             tokens = blk(tokens, angles, dec_mask)
         out = self.dec_norm(tokens).view(b, t, p + n_lat, cfg.dim)[:, :, :p]
-        return self.unpatchify(self.patch_out(out))
+        return self.unpatchify(self.patch_out(out) * 0.5 + 0.5)
 
     def forward(self, frames: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruct float frames in [0, 1] (masked patches inferred)."""

@@ -1,0 +1,203 @@
+"""The evaluate stage: held-out windows only, baselines on the same windows, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_params
+from worldmodel.config import parse_params
+from worldmodel.data.episodes import EpisodeStore
+from worldmodel.evaluation import val_windows
+
+TINY = {
+    "tokenizer": {
+        "patch_size": 8,
+        "latent_tokens": 4,
+        "latent_dim": 4,
+        "eval_clips": 8,
+        "train": {
+            "steps": 20,
+            "batch_size": 8,
+            "log_every": 5,
+            "checkpoint_every": 100,
+            "warmup_steps": 5,
+        },
+    },
+    "dynamics": {
+        "seq_len": 4,
+        "long_seq_len": 6,
+        "long_every": 3,
+        "long_batch_size": 4,
+        "stride": 2,
+        "k_max": 4,
+        "eval_every": 10,
+        "eval_windows": 2,
+        "eval_context": 2,
+        "train": {
+            "steps": 20,
+            "batch_size": 4,
+            "log_every": 5,
+            "checkpoint_every": 100,
+            "warmup_steps": 5,
+        },
+    },
+    "evaluate": {
+        "context": 2,
+        "horizon": 4,
+        "extended_horizon": 12,
+        "windows": 4,
+        "steps": 2,
+        "sweep_horizon": 4,
+        "sweep_at": [1, 4],
+        "gifs": 1,
+        "batch_size": 2,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The whole DAG on a tiny synthetic dataset with tiny models, via the stage functions."""
+    from stages import collect, evaluate, tokenize, train_dynamics, train_tokenizer
+
+    d = tmp_path_factory.mktemp("pipeline")
+    data = tiny_params(
+        tasks=["synthetic-shapes", "cartpole-swingup"],
+        episodes_per_task=4,
+        frames_per_episode=20,
+        image_size=32,
+        val_fraction=0.5,
+    ).model_dump()
+    data.update(TINY)
+    params = parse_params(data)
+    collect.run(params, d / "episodes.h5", d / "collect.json", track=False)
+    train_tokenizer.run(
+        params,
+        d / "episodes.h5",
+        d / "tok",
+        d / "tok.json",
+        d / "tok.tsv",
+        d / "r1.pt",
+        track=False,
+    )
+    tokenize.run(
+        params,
+        d / "episodes.h5",
+        d / "tok" / "model.pt",
+        d / "latents.h5",
+        d / "tz.json",
+        track=False,
+    )
+    train_dynamics.run(
+        params, d / "latents.h5", d / "dyn", d / "dyn.json", d / "dyn.tsv", d / "r2.pt", track=False
+    )
+    result = evaluate.run(
+        params,
+        d / "episodes.h5",
+        d / "tok" / "model.pt",
+        d / "dyn" / "model.pt",
+        d / "eval",
+        d / "eval.json",
+        d / "rollout.tsv",
+        d / "sweep.tsv",
+        track=False,
+    )
+    return d, result
+
+
+def test_windows_come_only_from_validation_episodes(pipeline: tuple[Path, dict]) -> None:
+    d, _ = pipeline
+    with EpisodeStore(d / "episodes.h5") as store:
+        val = set(store.episode_ids("val").tolist())
+        for task in store.tasks:
+            w = val_windows(store, task, 14, 10)
+            assert set(w.episodes.tolist()) <= val
+            assert set(w.episodes.tolist()).isdisjoint(store.episode_ids("train").tolist())
+            for frames, e, s in zip(w.frames, w.episodes, w.starts, strict=True):
+                np.testing.assert_array_equal(
+                    frames, store.read(int(e), int(s), int(s) + 14).frames
+                )
+
+
+def test_outputs_per_task_and_overall(pipeline: tuple[Path, dict]) -> None:
+    d, result = pipeline
+    saved = json.loads((d / "eval.json").read_text())
+    assert set(saved["tasks"]) == {"synthetic-shapes", "cartpole-swingup"}
+    o = saved["overall"]
+    for key in (
+        "psnr_h1",
+        "psnr_h4",
+        "ssim_h4",
+        "gain_over_repeat_last_db",
+        "action_sensitivity_db",
+        "exposure_bias_db",
+        "tokenizer_ceiling_psnr",
+        "fps_k4_batched",
+        "fps_speedup_k4_over_kmax",
+    ):
+        assert key in o and o[key] is not None, key
+    assert o["lpips_h1"] is None or isinstance(o["lpips_h1"], float)
+    assert [r["k"] for r in saved["sampler_sweep"]] == [1, 2, 4]
+    rows = (d / "rollout.tsv").read_text().splitlines()
+    header = rows[0].split("\t")
+    assert header[0] == "horizon" and len(rows) == 1 + 12  # extended horizon
+    for m in ("model", "repeat_last", "tokenizer_ceiling", "teacher_forced", "shuffled_actions"):
+        assert f"psnr/{m}" in header and f"ssim/{m}" in header
+    names = {p.name for p in (d / "eval").iterdir()}
+    assert {"psnr_vs_horizon.png", "sampler_sweep.png"} <= names
+    assert any(n.endswith(".gif") for n in names) and any(n.endswith("_strip.png") for n in names)
+
+
+def test_baselines_are_scored_on_the_same_windows() -> None:
+    """repeat-last and the ceiling computed by the evaluator equal direct computations."""
+    import torch
+
+    from worldmodel.evaluation import Evaluator, Windows
+    from worldmodel.metrics import psnr
+    from worldmodel.models.dynamics import Dynamics, DynamicsConfig
+    from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig
+
+    torch.manual_seed(0)
+    tok = Tokenizer(
+        TokenizerConfig(
+            image_size=16,
+            patch_size=4,
+            latent_tokens=4,
+            latent_dim=4,
+            dim=32,
+            heads=2,
+            enc_depth=1,
+            dec_depth=1,
+        )
+    ).eval()
+    dyn = Dynamics(
+        DynamicsConfig(
+            latent_tokens=4,
+            latent_dim=4,
+            action_dim=2,
+            dim=32,
+            heads=2,
+            kv_heads=1,
+            depth=2,
+            k_max=4,
+        )
+    ).eval()
+    rng = np.random.default_rng(0)
+    w = Windows(
+        "t",
+        (rng.random((3, 7, 16, 16, 3)) * 255).astype(np.uint8),
+        rng.standard_normal((3, 7, 2)).astype(np.float32),
+        np.arange(3),
+        np.zeros(3, int),
+    )
+    ev = Evaluator(tok, dyn, 3, 0.9, 4, 1, torch.device("cpu"), None, 0, batch=2)
+    scores = ev.run(w, 4, 2)
+    frames = torch.from_numpy(w.frames).float() / 255
+    rep = psnr(frames[:, 2:3].expand(-1, 4, -1, -1, -1), frames[:, 3:]).view(3, 4).numpy()
+    np.testing.assert_allclose(scores["repeat_last"]["psnr"], rep, rtol=1e-5)
+    assert all(v["psnr"].shape == (3, 4) for v in scores.values())
+    assert (scores["tokenizer_ceiling"]["latent_mse"] == 0).all()

@@ -1,0 +1,177 @@
+"""The tokenizer: block-causal masks, bottleneck, MAE masks, save/load, learning, no collapse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import tiny_params
+from worldmodel.config import parse_params
+from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig, block_causal_masks
+from worldmodel.tokenizer_training import (
+    encode_episode,
+    load_tokenizer,
+    mask_max_at,
+    random_keep,
+    save_tokenizer,
+)
+from worldmodel.train import CheckpointMismatch
+
+CFG = TokenizerConfig(
+    image_size=16,
+    patch_size=4,
+    latent_tokens=4,
+    latent_dim=6,
+    dim=32,
+    heads=2,
+    enc_depth=2,
+    dec_depth=2,
+)
+
+
+def _model(seed: int = 0) -> Tokenizer:
+    torch.manual_seed(seed)
+    return Tokenizer(CFG).eval()
+
+
+def test_mask_structure() -> None:
+    t, p, n_lat = 3, 4, 2
+    enc, dec = block_causal_masks(t, p, n_lat)
+    per = p + n_lat
+    frame = np.arange(t * per) // per
+    patch = (np.arange(t * per) % per) < p
+    for i in range(t * per):
+        for j in range(t * per):
+            if patch[i] and patch[j] and frame[i] != frame[j]:
+                assert not enc[i, j] and not dec[i, j]  # patches never see other frames' patches
+            if frame[j] > frame[i]:
+                assert not enc[i, j] and not dec[i, j]  # nothing sees the future
+            if patch[i] and not patch[j]:
+                assert not enc[i, j]  # encoder patches see only patches
+            if not patch[i] and patch[j]:
+                assert not dec[i, j]  # decoder latents see only latents
+    assert enc[per + p, 0] and dec[per, p]  # latents read past patches; queries read past latents
+
+
+def test_future_frames_do_not_change_past_latents_or_reconstructions() -> None:
+    m = _model()
+    x = torch.rand(2, 3, 16, 16, 3)
+    y = x.clone()
+    y[:, 2] = torch.rand_like(y[:, 2])
+    with torch.no_grad():
+        zx, zy = m.encode(x), m.encode(y)
+        assert torch.equal(zx[:, :2], zy[:, :2]) or torch.allclose(zx[:, :2], zy[:, :2], atol=1e-6)
+        assert not torch.allclose(zx[:, 2], zy[:, 2])
+        z2 = zx.clone()
+        z2[:, 2] = -z2[:, 2]
+        assert torch.allclose(m.decode(zx)[:, :2], m.decode(z2)[:, :2], atol=1e-6)
+
+
+def test_patches_do_not_see_other_frames() -> None:
+    """Frame 1's latents depend on frame 0 only through frame 0's latents' view of it."""
+    m = _model()
+    x = torch.rand(1, 2, 16, 16, 3)
+    with torch.no_grad():
+        single = m.encode(x[:, :1])
+        both = m.encode(x)
+    assert torch.allclose(single[:, 0], both[:, 0], atol=1e-6)
+
+
+def test_bottleneck_is_bounded() -> None:
+    z = _model().encode(torch.rand(4, 2, 16, 16, 3) * 10)
+    assert z.shape == (4, 2, 4, 6)
+    assert (z.abs() < 1).all()
+
+
+def test_mask_fraction_statistics() -> None:
+    keep = random_keep(np.random.default_rng(0), 2000, 2, 256, 0.9)
+    dropped = 1 - keep.mean(axis=2)  # per frame
+    assert abs(dropped.mean() - 0.45) < 0.01
+    assert dropped.min() >= 0 and dropped.max() <= 0.93
+    hist = np.histogram(dropped, bins=9, range=(0, 0.9))[0] / dropped.size
+    assert np.all(np.abs(hist - 1 / 9) < 0.03)  # uniform ratios
+    p = tiny_params()
+    tok = p.tokenizer.model_copy(update={"mask_warmup_steps": 100})
+    assert mask_max_at(0, tok) == 0 and mask_max_at(50, tok) == pytest.approx(0.45)
+    assert mask_max_at(500, tok) == 0.9
+
+
+def test_save_load_identical_outputs(tmp_path: Path) -> None:
+    m = _model()
+    save_tokenizer(tmp_path / "t.pt", m, {"params": {"tokenizer": {"clip_frames": 2}}})
+    m2, meta = load_tokenizer(tmp_path / "t.pt")
+    x = torch.rand(2, 2, 16, 16, 3)
+    with torch.no_grad():
+        assert torch.equal(m(x), m2(x))
+    assert meta["params"]["tokenizer"]["clip_frames"] == 2
+
+
+def test_checkpoint_of_other_config_refused(tmp_path: Path) -> None:
+    m = _model()
+    save_tokenizer(tmp_path / "t.pt", m, {})
+    blob = torch.load(tmp_path / "t.pt", weights_only=False)
+    blob["config"]["dim"] = 64  # a different architecture under the same weights
+    torch.save(blob, tmp_path / "t.pt")
+    with pytest.raises(CheckpointMismatch, match="does not fit this model.*shape mismatches"):
+        load_tokenizer(tmp_path / "t.pt")
+    blob["config"]["no_such_field"] = 1
+    torch.save(blob, tmp_path / "t.pt")
+    with pytest.raises(CheckpointMismatch, match="config does not match"):
+        load_tokenizer(tmp_path / "t.pt")
+    torch.save({"kind": "dynamics"}, tmp_path / "t.pt")
+    with pytest.raises(CheckpointMismatch, match="not a tokenizer"):
+        load_tokenizer(tmp_path / "t.pt")
+
+
+def test_encode_episode_matches_windows() -> None:
+    m = _model()
+    frames = (np.random.default_rng(0).random((7, 16, 16, 3)) * 255).astype(np.uint8)
+    z = encode_episode(m, frames, context=3, device=torch.device("cpu"), batch=2)
+    x = torch.from_numpy(frames).float() / 255
+    with torch.no_grad():
+        assert torch.allclose(torch.from_numpy(z[0]), m.encode(x[None, :1])[0, 0], atol=1e-5)
+        assert torch.allclose(torch.from_numpy(z[1]), m.encode(x[None, :2])[0, 1], atol=1e-5)
+        assert torch.allclose(torch.from_numpy(z[5]), m.encode(x[None, 3:6])[0, 2], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_tiny_tokenizer_learns_and_does_not_collapse(synthetic_store: Path, tmp_path: Path) -> None:
+    from stages.train_tokenizer import run
+
+    data = tiny_params().model_dump()
+    data["tokenizer"] = {
+        "latent_tokens": 8,
+        "latent_dim": 8,
+        "eval_clips": 16,
+        "train": {
+            "steps": 150,
+            "batch_size": 8,
+            "lr": 2e-3,
+            "warmup_steps": 10,
+            "log_every": 10,
+            "checkpoint_every": 1000,
+        },
+    }
+    params = parse_params(data)
+    res = run(
+        params,
+        synthetic_store,
+        tmp_path / "tok",
+        tmp_path / "m.json",
+        tmp_path / "c.tsv",
+        tmp_path / "resume.pt",
+        track=False,
+    )
+    curve = (tmp_path / "c.tsv").read_text().splitlines()
+    header = curve[0].split("\t")
+    mse = [float(r.split("\t")[header.index("loss/mse")]) for r in curve[1:]]
+    assert mse[-1] < 0.5 * mse[0]
+    assert res["val"]["collapse_score"] > 0.5  # distinct inputs -> distinct reconstructions
+    assert res["val"]["psnr"] > 18
+    assert (tmp_path / "tok" / "model.pt").is_file() and (
+        tmp_path / "tok" / "samples.png"
+    ).is_file()
+    assert not (tmp_path / "resume.pt").exists()  # removed once complete

@@ -1,0 +1,225 @@
+"""The generic trainer: resume equivalence, NaN guard, hard examples, DDP, LPIPS-missing path."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from tests.conftest import REPO
+from worldmodel.train import (
+    HardExamples,
+    LossNormalizer,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    lr_at,
+)
+
+
+@dataclass
+class ToyBatch:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def to(self, device: torch.device) -> ToyBatch:
+        return ToyBatch(self.x.to(device), self.y.to(device))
+
+    def preview(self) -> torch.Tensor:
+        return (self.x[:, :3, None, None].expand(-1, 3, 2, 2).permute(0, 2, 3, 1) * 50).byte()
+
+
+class ToyObjective(nn.Module):
+    """Regression with two loss terms of very different scales."""
+
+    def __init__(self, nan_at: int | None = None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2))
+        self.nan_at, self.calls = nan_at, 0
+
+    def forward(self, b: ToyBatch):
+        self.calls += 1
+        out = self.model(b.x)
+        err = (out - b.y).pow(2)
+        terms = {"a": err[:, 0].mean(), "b": 100 * err[:, 1].mean()}
+        if self.nan_at is not None and self.calls > self.nan_at:
+            terms["b"] = terms["b"] * float("nan")
+        return terms, {"per_sample": err.mean(1).detach()}
+
+
+def toy_batches(step: int, rank: int = 0, world: int = 1) -> ToyBatch:
+    g = torch.Generator().manual_seed(1000 + step)
+    x = torch.randn(8, 4, generator=g)
+    y = torch.stack([x.sum(1), (x[:, 0] * x[:, 1])], 1)
+    n = 8 // world
+    return ToyBatch(x[rank * n : (rank + 1) * n], y[rank * n : (rank + 1) * n])
+
+
+CFG = TrainConfig(
+    steps=40,
+    batch_size=8,
+    lr=1e-2,
+    warmup_steps=5,
+    checkpoint_every=10,
+    log_every=5,
+    ema_decay=0.9,
+    hard_examples=3,
+)
+
+
+def _trainer(tmp_path: Path, cfg: TrainConfig = CFG, **kw) -> Trainer:
+    return Trainer(
+        ToyObjective(**kw),
+        toy_batches,
+        cfg,
+        tmp_path / "ck.pt",
+        {"fingerprint": "x"},
+        torch.device("cpu"),
+    )
+
+
+def test_resume_matches_uninterrupted(tmp_path: Path) -> None:
+    full = _trainer(tmp_path / "a")
+    full.fit()
+    first = _trainer(tmp_path / "b", TrainConfig(**{**CFG.__dict__, "steps": 20}))
+    first.fit()  # "killed" after the step-20 checkpoint
+    resumed = _trainer(tmp_path / "b")
+    assert resumed.try_resume() and resumed.step == 20
+    resumed.fit()
+    for p, q in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    for p, q in zip(full.ema.parameters(), resumed.ema.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert [r["step"] for r in resumed.curve] == [r["step"] for r in full.curve]
+
+
+def test_resume_ignores_other_fingerprint(tmp_path: Path) -> None:
+    t = _trainer(tmp_path)
+    t.fit()
+    other = Trainer(
+        ToyObjective(),
+        toy_batches,
+        CFG,
+        tmp_path / "ck.pt",
+        {"fingerprint": "y"},
+        torch.device("cpu"),
+    )
+    assert not other.try_resume() and other.step == 0
+
+
+def test_training_reduces_both_terms(tmp_path: Path) -> None:
+    t = _trainer(tmp_path)
+    t.fit()
+    first, last = t.curve[0], t.curve[-1]
+    assert last["loss/a"] < first["loss/a"] and last["loss/b"] < first["loss/b"]
+
+
+def test_nan_guard_names_step_and_term_and_keeps_checkpoint(tmp_path: Path) -> None:
+    t = _trainer(tmp_path, nan_at=25)
+    with pytest.raises(TrainingDiverged, match=r"step 25: loss term `b` is nan.*step 20"):
+        t.fit()
+    state = torch.load(tmp_path / "ck.pt", weights_only=False)
+    assert state["step"] == 20
+
+
+def test_hard_examples_keep_top_k() -> None:
+    h = HardExamples(3)
+    h.add(torch.tensor([1.0, 5.0, 2.0]), torch.zeros(3, 2, 2, 3, dtype=torch.uint8), step=0)
+    h.add(torch.tensor([4.0, 0.5]), torch.zeros(2, 2, 2, 3, dtype=torch.uint8), step=1)
+    assert [loss for loss, _, _ in h.ranked()] == [5.0, 4.0, 2.0]
+    assert [s for _, s, _ in h.ranked()] == [0, 1, 0]
+
+
+def test_loss_normaliser_balances_scales() -> None:
+    norm = LossNormalizer(decay=0.9)
+    for _ in range(50):
+        total = norm({"small": torch.tensor(0.01), "big": torch.tensor(100.0)}, {})
+    assert total.item() == pytest.approx(2.0, rel=1e-3)
+
+
+def test_lr_schedule() -> None:
+    cfg = TrainConfig(steps=100, batch_size=1, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(100, cfg) == pytest.approx(0.1)
+    assert lr_at(55, cfg) == pytest.approx(0.55)
+
+
+DDP_SCRIPT = r"""
+import sys, torch
+sys.path.insert(0, {repo!r})
+from tests.test_train import ToyObjective, toy_batches, CFG
+from worldmodel.train import Trainer, init_distributed
+init_distributed(torch.device("cpu"))
+t = Trainer(ToyObjective(), toy_batches, CFG, None, {{}}, torch.device("cpu"))
+t.fit()
+if t.rank == 0:
+    torch.save(t.model.state_dict(), {out!r})
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
+    single = Trainer(ToyObjective(), toy_batches, CFG, None, {}, torch.device("cpu"))
+    single.fit()
+    script = tmp_path / "ddp.py"
+    out = tmp_path / "ddp.pt"
+    script.write_text(DDP_SCRIPT.format(repo=str(REPO), out=str(out)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = Path(sys.executable).parent / "torchrun"
+    res = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(_free_port()), str(script)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    ddp = torch.load(out)
+    for name, p in single.model.state_dict().items():
+        assert torch.allclose(p, ddp[name], atol=1e-5), name
+
+
+def test_lpips_unavailable_is_loud_and_null(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from worldmodel import metrics
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setenv("WM_LPIPS_NO_DOWNLOAD", "1")
+    metrics.lpips_available.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert metrics.load_lpips("alex") is None
+    finally:
+        metrics.lpips_available.cache_clear()
+    text = caplog.text
+    assert "LPIPS UNAVAILABLE" in text and "alexnet-owt-7be5be79.pth" in text
+    assert str(tmp_path / "hub" / "checkpoints") in text
+
+
+@pytest.mark.skipif(
+    not __import__("worldmodel.metrics", fromlist=["x"]).backbone_path("alex").is_file(),
+    reason="LPIPS backbone weights not in the torch hub cache (offline machine)",
+)
+def test_real_lpips_when_weights_present() -> None:
+    from worldmodel.metrics import load_lpips
+
+    lp = load_lpips("alex")
+    x = torch.rand(2, 16, 16, 3)
+    assert lp(x, x).abs().max() < 1e-6 and (lp(x, torch.rand_like(x)) > 0).all()

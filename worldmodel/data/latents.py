@@ -1,0 +1,112 @@
+"""The latent store (``data/latents.h5``): every frame of every episode, encoded.
+
+Schema ``worldmodel.latents``, version 1; rows align one-to-one with the episode
+store's frames (same order, same ``episodes/`` index and split):
+
+=========================  ==================  =============================================
+dataset                    dtype, shape        meaning
+=========================  ==================  =============================================
+``latents``                float32 (N, L, C)   tokenizer latents of frame i, in (-1, 1)
+``actions``                float32 (N, A)      action that led into frame i (0 at a reset)
+``rewards``                float32 (N,)        reward of that transition
+``discounts``              float32 (N,)        discount of that transition
+``episodes/*``             (E,)                start, length, task, split, seed, return
+=========================  ==================  =============================================
+
+Attributes: ``schema``, ``schema_version``, ``complete``, ``tasks``, ``action_dims``,
+``control_timestep`` (copied from the episodes), ``context_frames`` (frames of causal
+context each latent was encoded with), ``tokenizer`` (JSON meta of the tokenizer file,
+with its fingerprint) and ``episodes_fingerprint``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from worldmodel.data.episodes import StoreError, check_fields, check_index, open_h5
+
+SCHEMA = "worldmodel.latents"
+SCHEMA_VERSION = 1
+_INDEX = ("start", "length", "task", "split", "seed", "return")
+_REQUIRED = {
+    "latents": (np.float32, 3),
+    "actions": (np.float32, 2),
+    "rewards": (np.float32, 1),
+    "discounts": (np.float32, 1),
+    "episodes/start": (np.int64, 1),
+    "episodes/length": (np.int64, 1),
+    "episodes/task": (np.int32, 1),
+    "episodes/split": (np.uint8, 1),
+    "episodes/seed": (np.int64, 1),
+    "episodes/return": (np.float32, 1),
+}
+
+
+def create_latent_file(
+    path: Path, source: h5py.File, latent_shape: tuple[int, int], attrs: dict[str, Any]
+) -> h5py.File:
+    """Open ``path`` for writing with the episode store ``source``'s index and actions copied."""
+    n = source["frames"].shape[0]
+    f = h5py.File(path, "w")
+    f.create_dataset("latents", (n, *latent_shape), np.float32, chunks=(min(256, n), *latent_shape))
+    for name in ("actions", "rewards", "discounts"):
+        f.create_dataset(name, data=source[name][:])
+    g = f.create_group("episodes")
+    for name in _INDEX:
+        g.create_dataset(name, data=source[f"episodes/{name}"][:])
+    f.attrs["schema"] = SCHEMA
+    f.attrs["schema_version"] = SCHEMA_VERSION
+    f.attrs["complete"] = False
+    for key in ("tasks", "action_dims", "control_timestep"):
+        f.attrs[key] = source.attrs[key]
+    for key, value in attrs.items():
+        f.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
+    return f
+
+
+class LatentStore:
+    """Validated, read-only access to a latent store (loaded into memory: latents are small)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with open_h5(self.path, SCHEMA, SCHEMA_VERSION) as f:
+            check_fields(f, self.path, _REQUIRED)
+            n = f["latents"].shape[0]
+            for name in ("actions", "rewards", "discounts"):
+                if f[name].shape[0] != n:
+                    raise StoreError(
+                        f"{self.path}: `{name}` has {f[name].shape[0]} rows, `latents` has {n}"
+                    )
+            check_index(f, self.path, n)
+            self.latents = f["latents"][:]
+            self.actions = f["actions"][:]
+            self.rewards = f["rewards"][:]
+            self.starts = f["episodes/start"][:]
+            self.lengths = f["episodes/length"][:]
+            self.task_ids = f["episodes/task"][:]
+            self.splits = f["episodes/split"][:]
+            self.tasks: list[str] = json.loads(f.attrs["tasks"])
+            self.context_frames = int(f.attrs.get("context_frames", 1))
+            self.tokenizer_meta: dict[str, Any] = json.loads(f.attrs.get("tokenizer", "{}"))
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        return tuple(self.latents.shape[1:])  # type: ignore[return-value]
+
+    def episode_ids(self, split: str | None = None) -> np.ndarray:
+        """Episode indices of ``split`` (``"train"``, ``"val"`` or None for all)."""
+        if split is None:
+            return np.arange(len(self.starts))
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train', 'val' or None, got {split!r}")
+        return np.flatnonzero(self.splits == (0 if split == "train" else 1))
+
+    def episode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(latents (T, L, C), actions (T, A))`` of episode ``i``."""
+        s = slice(int(self.starts[i]), int(self.starts[i] + self.lengths[i]))
+        return self.latents[s], self.actions[s]

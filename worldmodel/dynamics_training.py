@@ -1,0 +1,172 @@
+"""Train the dynamics model with shortcut forcing on latent windows; save and load it.
+
+SIGNAL-LEVEL CONVENTION: ``tau = 1`` clean, ``tau = 0`` pure noise (worldmodel/forcing.py).
+
+Every batch is a pure function of ``(base.seed, step)``: the windows, the per-frame
+``(tau, d)``, the noise ``z0`` and which samples get bootstrap targets are drawn here, so
+resumed and multi-process runs are exact (see worldmodel/train.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from worldmodel.config import DynamicsParams, Params
+from worldmodel.data.latents import LatentStore
+from worldmodel.forcing import rollout, sample_tau_d, shortcut_loss
+from worldmodel.models.dynamics import PRESETS, Dynamics, DynamicsConfig
+from worldmodel.train import TrainConfig, load_model_file, save_model_file
+from worldmodel.utils import derive_seed
+
+MODEL_FILE = "model.pt"
+
+
+def dynamics_config(
+    p: DynamicsParams, latent_shape: tuple[int, int], action_dim: int
+) -> DynamicsConfig:
+    """Architecture from params (size preset, token layout) and the latent store's shapes."""
+    if latent_shape[0] % p.pack:
+        raise ValueError(
+            f"dynamics.pack = {p.pack} does not divide the {latent_shape[0]} latent tokens"
+        )
+    return DynamicsConfig(
+        latent_tokens=latent_shape[0],
+        latent_dim=latent_shape[1],
+        action_dim=action_dim,
+        pack=p.pack,
+        registers=p.registers,
+        k_max=p.k_max,
+        time_every=p.time_every,
+        softcap=p.softcap,
+        **PRESETS[p.size],
+    )
+
+
+@dataclass
+class DynamicsBatch:
+    """Windows of clean latents with everything random about the step already drawn."""
+
+    z1: torch.Tensor  # (B, T, L, C) clean latents
+    z0: torch.Tensor  # (B, T, L, C) noise
+    tau: torch.Tensor  # (B, T) signal level, 1 = clean
+    d: torch.Tensor  # (B, T) step size
+    actions: torch.Tensor  # (B, T, A); actions[:, t] leads into frame t
+
+    def to(self, device: torch.device | str) -> DynamicsBatch:
+        return DynamicsBatch(
+            *(x.to(device) for x in (self.z1, self.z0, self.tau, self.d, self.actions))
+        )
+
+    def preview(self) -> torch.Tensor:
+        """A uint8 picture per sample: its last clean latent as a grey (L, C) image."""
+        z = self.z1[:, -1]
+        img = ((z + 1) * 127.5).clamp(0, 255).to(torch.uint8)
+        return img[..., None].expand(*img.shape, 3)
+
+
+class LatentWindows:
+    """Windows cut with a stride from one split of a latent store."""
+
+    def __init__(self, store: LatentStore, split: str, length: int, stride: int) -> None:
+        self.store, self.length = store, length
+        index = []
+        for e in store.episode_ids(split):
+            n = int(store.lengths[e])
+            index += [(int(store.starts[e]) + s) for s in range(0, n - length + 1, stride)]
+        if not index:
+            raise ValueError(f"{store.path}: no {split} episode holds a {length}-frame window")
+        self.starts = np.asarray(index)
+
+    def get(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Latents ``(n, T, L, C)`` and actions ``(n, T, A)`` of windows ``idx``."""
+        rows = self.starts[idx][:, None] + np.arange(self.length)
+        return self.store.latents[rows], self.store.actions[rows]
+
+    def evenly_spaced(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.get(np.linspace(0, len(self.starts) - 1, min(n, len(self.starts))).astype(int))
+
+
+class BatchMaker:
+    """``(step, rank, world) -> DynamicsBatch``: many short windows, every ``long_every``-th long."""
+
+    def __init__(self, store: LatentStore, params: Params) -> None:
+        p = params.dynamics
+        self.params = params
+        self.short = LatentWindows(store, "train", p.seq_len, p.stride)
+        self.long = (
+            LatentWindows(store, "train", p.long_seq_len, p.stride) if p.long_every else None
+        )
+
+    def __call__(self, step: int, rank: int = 0, world: int = 1) -> DynamicsBatch:
+        p = self.params.dynamics
+        is_long = self.long is not None and (step + 1) % p.long_every == 0
+        windows = self.long if is_long else self.short
+        n = p.long_batch_size if is_long else p.train.batch_size
+        if n % world:
+            raise ValueError(f"dynamics batch size {n} is not divisible by {world} processes")
+        rng = np.random.default_rng(derive_seed(self.params.base.seed, "dynamics-batch", step))
+        z1, actions = windows.get(rng.integers(0, len(windows.starts), n))
+        boot = rng.random(n) < p.bootstrap_fraction
+        tau, d = sample_tau_d(rng, (n, windows.length), p.k_max, boot)
+        z0 = rng.standard_normal(z1.shape).astype(np.float32)
+        sl = slice(rank * n // world, (rank + 1) * n // world)
+        return DynamicsBatch(
+            *(torch.from_numpy(np.ascontiguousarray(x[sl])) for x in (z1, z0, tau, d, actions))
+        )
+
+
+class DynamicsObjective(nn.Module):
+    """Shortcut-forcing loss terms of a :class:`Dynamics` model (``flow``, ``bootstrap``)."""
+
+    def __init__(self, model: Dynamics) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, b: DynamicsBatch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        res = shortcut_loss(self.model, b.z1, b.z0, b.tau, b.d, b.actions, self.model.cfg.k_max)
+        terms = {
+            k: v for k, v in (("flow", res.flow), ("bootstrap", res.bootstrap)) if v is not None
+        }
+        logs = {"per_sample": res.per_sample, "window_frames": torch.tensor(float(b.z1.shape[1]))}
+        return terms, logs
+
+
+@torch.no_grad()
+def rollout_eval(
+    model: Dynamics, windows: LatentWindows, p: DynamicsParams, device: torch.device, seed: int
+) -> dict[str, float]:
+    """Latent MSE of a short rollout on val windows, beside repeating the last context latent."""
+    model.eval()
+    z, a = windows.evenly_spaced(p.eval_windows)
+    z, a = torch.from_numpy(z).to(device), torch.from_numpy(a).to(device)
+    c = p.eval_context
+    g = torch.Generator().manual_seed(seed)
+    pred = rollout(model, z[:, :c], a, z.shape[1] - c, p.eval_steps, p.tau_ctx, p.long_seq_len, g)
+    truth = z[:, c:]
+    repeat = z[:, c - 1 : c].expand_as(truth)
+    return {
+        "val/rollout_latent_mse": float((pred - truth).pow(2).mean()),
+        "val/repeat_last_latent_mse": float((repeat - truth).pow(2).mean()),
+    }
+
+
+def train_config(p: DynamicsParams) -> TrainConfig:
+    return TrainConfig(**p.train.model_dump())
+
+
+def save_dynamics(path: Path, model: Dynamics, meta: dict[str, Any]) -> None:
+    """Write the dynamics weights with everything needed to rebuild them."""
+    save_model_file(path, "dynamics", model, meta)
+
+
+def load_dynamics(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[Dynamics, dict[str, Any]]:
+    """Rebuild the dynamics saved by :func:`save_dynamics`; refuse clearly on a mismatch."""
+    return load_model_file(path, "dynamics", DynamicsConfig, Dynamics, device)

@@ -1,0 +1,228 @@
+"""Autoregressive rollouts on held-out episodes, in pixels, beside baselines.
+
+SIGNAL-LEVEL CONVENTION: ``tau = 1`` clean, ``tau = 0`` pure noise; context frames are
+corrupted to ``tau_ctx`` (see worldmodel/forcing.py).
+
+Windows come from validation episodes only (the split is by whole episode, made at
+collection). Every method is scored on the same windows, per horizon step ``h``
+(frame ``C + h - 1`` of the window, ``h = 1..H``):
+
+- ``model``: rollout from ``C`` true context frames with the true actions, ``K`` steps;
+- ``repeat_last``: the last context frame repeated (a world model must beat it);
+- ``tokenizer_ceiling``: decode(encode(ground truth)), the best the latents allow;
+- ``teacher_forced``: one-step predictions from the true past (the gap to ``model`` is
+  exposure bias);
+- ``shuffled_actions``: the rollout with another window's actions (a model that ignores
+  actions scores the same as ``model``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldmodel.data.episodes import EpisodeStore
+from worldmodel.forcing import corrupt, rollout, sample_frame
+from worldmodel.metrics import LPIPS, psnr, ssim
+from worldmodel.models.dynamics import Dynamics
+from worldmodel.models.tokenizer import Tokenizer
+from worldmodel.tokenizer_training import decode_latents, encode_episode
+
+METHODS = ("model", "repeat_last", "tokenizer_ceiling", "teacher_forced", "shuffled_actions")
+
+
+@dataclass
+class Windows:
+    """Held-out windows of one task: frames, actions and where they came from."""
+
+    task: str
+    frames: np.ndarray  # (N, C + H, S, S, 3) uint8
+    actions: np.ndarray  # (N, C + H, A) float32
+    episodes: np.ndarray  # (N,) episode index in the store
+    starts: np.ndarray  # (N,) first frame within the episode
+
+
+def val_windows(store: EpisodeStore, task: str, length: int, n: int) -> Windows:
+    """``n`` windows of ``length`` frames spread evenly over ``task``'s validation episodes."""
+    eps = [int(e) for e in store.episode_ids("val", task) if store.lengths[e] >= length]
+    if not eps:
+        raise ValueError(
+            f"{store.path}: no validation episode of {task} holds {length} frames "
+            "(raise collect.frames_per_episode or lower evaluate.context/extended_horizon)"
+        )
+    slots = [(e, s) for e in eps for s in range(0, int(store.lengths[e]) - length + 1, length)]
+    pick = np.linspace(0, len(slots) - 1, min(n, len(slots))).astype(int)
+    chosen = [slots[i] for i in pick]
+    frames, actions = [], []
+    for e, s in chosen:
+        ep = store.read(e, s, s + length)
+        frames.append(ep.frames)
+        actions.append(ep.actions)
+    return Windows(
+        task,
+        np.stack(frames),
+        np.stack(actions),
+        np.array([e for e, _ in chosen]),
+        np.array([s for _, s in chosen]),
+    )
+
+
+def ci95(x: np.ndarray) -> float:
+    """Half-width of a normal 95% confidence interval of the mean over axis 0."""
+    return float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+class Evaluator:
+    """Runs every method on a task's windows and scores them per horizon step."""
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        dynamics: Dynamics,
+        context: int,
+        tau_ctx: float,
+        window: int,
+        tok_context: int,
+        device: torch.device,
+        lpips: LPIPS | None,
+        seed: int,
+        batch: int = 16,
+    ) -> None:
+        self.tok, self.dyn = tokenizer, dynamics
+        self.c, self.tau_ctx, self.window, self.tok_context = context, tau_ctx, window, tok_context
+        self.device, self.lpips, self.seed, self.batch = device, lpips, seed, batch
+
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """Latents ``(N, T, L, C)`` of uint8 windows, each encoded causally from its start."""
+        return torch.stack(
+            [
+                torch.from_numpy(encode_episode(self.tok, f, self.tok_context, self.device))
+                for f in frames
+            ]
+        ).to(self.device)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixels ``(N, T, S, S, 3)`` in [0, 1] (CPU) of latents ``(N, T, L, C)``."""
+        return torch.cat(
+            [
+                decode_latents(self.tok, z[i : i + self.batch], self.tok_context).cpu()
+                for i in range(0, len(z), self.batch)
+            ]
+        )
+
+    def roll(
+        self, z: torch.Tensor, actions: torch.Tensor, horizon: int, steps: int
+    ) -> torch.Tensor:
+        """Rollout latents ``(N, horizon, L, C)`` from the first ``C`` latents of ``z``."""
+        g = torch.Generator().manual_seed(self.seed)
+        out = [
+            rollout(
+                self.dyn,
+                z[i : i + self.batch, : self.c],
+                actions[i : i + self.batch, : self.c + horizon],
+                horizon,
+                steps,
+                self.tau_ctx,
+                self.window,
+                g,
+            )
+            for i in range(0, len(z), self.batch)
+        ]
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def teacher_forced(
+        self, z: torch.Tensor, actions: torch.Tensor, horizon: int, steps: int
+    ) -> torch.Tensor:
+        """One-step predictions of frames ``C..C+horizon-1``, each from the true past latents."""
+        g = torch.Generator().manual_seed(self.seed + 1)
+        noisy = corrupt(z, self.tau_ctx, torch.randn(z.shape, generator=g).to(z))
+        preds = []
+        for h in range(horizon):
+            t = self.c + h
+            lo = max(0, t - (self.window - 1))
+            noise = torch.randn(z[:, 0].shape, generator=g).to(z)
+            preds.append(
+                sample_frame(
+                    self.dyn, noisy[:, lo:t], self.tau_ctx, actions[:, lo : t + 1], steps, noise
+                )
+            )
+        return torch.stack(preds, dim=1)
+
+    def score(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
+        """Per-window, per-step metrics ``(N, H)`` of pixel predictions vs targets."""
+        n, h = pred.shape[:2]
+        out = {
+            "psnr": psnr(pred, target).view(n, h).numpy(),
+            "ssim": ssim(pred, target).view(n, h).numpy(),
+        }
+        if self.lpips is not None:
+            vals = [
+                self.lpips(pred[i : i + 1].to(self.device), target[i : i + 1].to(self.device)).cpu()
+                for i in range(n)
+            ]
+            out["lpips"] = torch.stack(vals).view(n, h).numpy()
+        return out
+
+    def run(self, w: Windows, horizon: int, steps: int) -> dict[str, dict[str, np.ndarray]]:
+        """Scores ``{method: {metric: (N, horizon)}}`` on the windows ``w``."""
+        frames = torch.from_numpy(w.frames).float() / 255
+        target = frames[:, self.c : self.c + horizon]
+        z = self.encode(w.frames)
+        a = torch.from_numpy(w.actions).to(self.device)
+        z_true = z[:, self.c : self.c + horizon]
+        shuffled = torch.roll(a, 1, dims=0)  # another window's actions
+        shuffled[:, : self.c] = a[:, : self.c]  # same context, different future actions
+        latents = {
+            "model": self.roll(z, a, horizon, steps),
+            "teacher_forced": self.teacher_forced(z, a, horizon, steps),
+            "shuffled_actions": self.roll(z, shuffled, horizon, steps),
+        }
+        result: dict[str, dict[str, np.ndarray]] = {}
+        self.last_pixels: dict[str, torch.Tensor] = {}
+        for name, zp in latents.items():
+            full = self.decode(torch.cat([z[:, : self.c], zp], dim=1))
+            self.last_pixels[name] = full
+            pix = full[:, self.c :]
+            result[name] = self.score(pix, target)
+            result[name]["latent_mse"] = (zp - z_true).pow(2).flatten(2).mean(-1).cpu().numpy()
+        repeat = frames[:, self.c - 1 : self.c].expand_as(target)
+        result["repeat_last"] = self.score(repeat, target)
+        result["repeat_last"]["latent_mse"] = (
+            (z[:, self.c - 1 : self.c] - z_true).pow(2).flatten(2).mean(-1).cpu().numpy()
+        )
+        ceiling = self.decode(z)[:, self.c : self.c + horizon]
+        result["tokenizer_ceiling"] = self.score(ceiling, target)
+        result["tokenizer_ceiling"]["latent_mse"] = np.zeros(
+            result["model"]["psnr"].shape, np.float32
+        )
+        return result
+
+    def sweep(self, w: Windows, horizon: int, ks: list[int], at: list[int]) -> list[dict[str, Any]]:
+        """Sampler sweep: PSNR at horizons ``at`` and generated frames/s (batch 1 and batched) per K."""
+        frames = torch.from_numpy(w.frames).float() / 255
+        z = self.encode(w.frames)
+        a = torch.from_numpy(w.actions).to(self.device)
+        rows = []
+        for k in ks:
+            t0 = time.perf_counter()
+            zp = self.roll(z, a, horizon, k)
+            batched = zp.shape[0] * horizon / (time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            self.roll(z[:1], a[:1], horizon, k)
+            single = horizon / (time.perf_counter() - t0)
+            pix = self.decode(torch.cat([z[:, : self.c], zp], 1))[:, self.c :]
+            p = (
+                psnr(pix, frames[:, self.c : self.c + horizon])
+                .view(len(zp), horizon)
+                .numpy()
+                .mean(0)
+            )
+            row = {"k": k, "fps_batch1": round(single, 2), "fps_batched": round(batched, 2)}
+            row.update({f"psnr_h{h}": float(p[h - 1]) for h in at if h <= horizon})
+            rows.append(row)
+        return rows

@@ -1,0 +1,209 @@
+"""Flow matching, diffusion forcing and shortcut forcing, apart from the network.
+
+SIGNAL-LEVEL CONVENTION (fixed, DreamerV4 paper; see ../shared/DESIGN.md):
+``tau`` is the *signal level*: ``tau = 1`` is clean data, ``tau = 0`` pure noise, and
+``z_tau = (1 - tau) * z0 + tau * z1`` with ``z0 ~ N(0, I)`` and ``z1`` clean. The network
+predicts the clean latent (x-prediction): ``z1_hat = f(z_tau, tau, d, actions)``. The
+velocity towards clean data is ``b = (z1_hat - z_tau) / (1 - tau)``, and a step of size
+``d`` goes ``z <- z + b * d``, ``tau <- tau + d``. The ramp weight ``w(tau) = 0.9 tau + 0.1``
+gives cleaner inputs more weight.
+
+Shortcut forcing (``K_max`` a power of two, ``d_min = 1 / K_max``): per frame, ``d = 1/n``
+with ``n`` uniform over ``{1, 2, 4, ..., K_max}``, then ``tau`` uniform over the grid
+``{0, d, ..., 1 - d}``. Frames with ``d == d_min`` get the flow loss
+``w(tau) ||z1_hat - z1||^2``; frames with ``d > d_min`` get the bootstrap loss
+``w(tau) (1 - tau)^2 ||(z1_hat - z_tau)/(1 - tau) - sg(b1 + b2)/2||^2`` where ``b1, b2``
+are two half steps of size ``d/2`` of the same network.
+
+Diffusion forcing: every frame of a window has its own ``(tau, d)``; attention over time
+is causal. At inference past frames are corrupted to ``tau_ctx`` (default 0.9, i.e. 10%
+noise) and labelled with it, as training showed the model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# f(z_tau (B, T, S, C), tau (B, T), d (B, T), actions (B, T, A)) -> z1_hat (B, T, S, C)
+Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def ramp_weight(tau: torch.Tensor) -> torch.Tensor:
+    """``w(tau) = 0.9 * tau + 0.1``: signal level 1 (clean) weighs 1.0, pure noise 0.1."""
+    return 0.9 * tau + 0.1
+
+
+def interpolate(z0: torch.Tensor, z1: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """``z_tau = (1 - tau) z0 + tau z1`` with ``tau`` broadcast over trailing latent dims."""
+    t = tau.reshape(*tau.shape, *([1] * (z1.dim() - tau.dim())))
+    return (1 - t) * z0 + t * z1
+
+
+def step_sizes(k_max: int) -> list[float]:
+    """``[1, 1/2, 1/4, ..., 1/k_max]``."""
+    if k_max < 1 or k_max & (k_max - 1):
+        raise ValueError(f"k_max must be a power of two, got {k_max}")
+    return [1.0 / 2**i for i in range(int(math.log2(k_max)) + 1)]
+
+
+def sample_tau_d(
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    k_max: int,
+    bootstrap: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame ``(tau, d)`` on the shortcut grid.
+
+    Args:
+        shape: e.g. ``(B, T)``.
+        bootstrap: boolean ``(B,)``; samples where it is False get ``d = d_min`` only (the
+            flow loss), the others draw ``d = 1/n``, ``n`` uniform over ``{1, 2, ..., k_max}``.
+
+    Returns:
+        ``tau`` uniform over ``{0, d, ..., 1 - d}`` and ``d``, float32 arrays of ``shape``.
+    """
+    n_choices = int(math.log2(k_max)) + 1
+    n = 2 ** rng.integers(0, n_choices, shape)  # 1, 2, 4, ..., k_max
+    if bootstrap is not None:
+        n = np.where(bootstrap.reshape(-1, *([1] * (len(shape) - 1))), n, k_max)
+    d = 1.0 / n
+    tau = rng.integers(0, n) * d  # grid index in [0, n - 1]
+    return tau.astype(np.float32), d.astype(np.float32)
+
+
+@dataclass
+class ShortcutTerms:
+    """Raw loss terms and diagnostics of one shortcut-forcing batch."""
+
+    flow: torch.Tensor | None
+    bootstrap: torch.Tensor | None
+    per_sample: torch.Tensor
+
+
+def shortcut_loss(
+    f: Denoiser,
+    z1: torch.Tensor,
+    z0: torch.Tensor,
+    tau: torch.Tensor,
+    d: torch.Tensor,
+    actions: torch.Tensor,
+    k_max: int,
+) -> ShortcutTerms:
+    """Flow loss on ``d == d_min`` frames and bootstrap loss on the others (DESIGN.md).
+
+    Shapes: ``z1, z0 (B, T, S, C)``; ``tau, d (B, T)``; ``actions (B, T, A)``. Teacher
+    passes (two half steps of the same network, no gradient) run only on samples that
+    contain a bootstrap frame.
+    """
+    d_min = 1.0 / k_max
+    z_tau = interpolate(z0, z1, tau)
+    z1_hat = f(z_tau, tau, d, actions)
+    w = ramp_weight(tau)  # (B, T)
+    sq = (z1_hat - z1).pow(2).flatten(2).mean(-1)  # (B, T)
+    is_flow = d <= d_min + 1e-9
+    flow = (w * sq)[is_flow].mean() if is_flow.any() else None
+    per_sample = sq.detach().mean(1)
+
+    boot = None
+    rows = (~is_flow).any(1)
+    if rows.any():
+        zb, tb, db, ab = z_tau[rows], tau[rows], d[rows], actions[rows]
+        half = db / 2
+        with torch.no_grad():
+            one = lambda x: x.reshape(*x.shape, 1, 1)  # noqa: E731  (B, T) -> (B, T, 1, 1)
+            b1 = (f(zb, tb, half, ab) - zb) / one(1 - tb)
+            z_mid = zb + b1 * one(half)
+            t_mid = tb + half
+            b2 = (f(z_mid, t_mid, half, ab) - z_mid) / one(1 - t_mid)
+            target = (b1 + b2) / 2
+        v_hat = (z1_hat[rows] - zb) / one(1 - tb)
+        err = (v_hat - target).pow(2).flatten(2).mean(-1)  # (Bb, T)
+        boot_frames = ~is_flow[rows]
+        boot = (ramp_weight(tb) * (1 - tb) ** 2 * err)[boot_frames].mean()
+    return ShortcutTerms(flow=flow, bootstrap=boot, per_sample=per_sample)
+
+
+def corrupt(z1: torch.Tensor, tau: float, noise: torch.Tensor) -> torch.Tensor:
+    """Context corruption: ``z1`` brought down to signal level ``tau`` (1 = clean) with ``noise``."""
+    return (1 - tau) * noise + tau * z1
+
+
+@torch.no_grad()
+def sample_frame(
+    f: Denoiser,
+    context: torch.Tensor,
+    context_tau: float,
+    actions: torch.Tensor,
+    steps: int,
+    noise: torch.Tensor,
+) -> torch.Tensor:
+    """Generate the next frame's clean latent with ``steps`` shortcut steps (``d = 1/steps``).
+
+    Args:
+        context: ``(B, t, S, C)`` past latents, already corrupted to ``context_tau``.
+        actions: ``(B, t + 1, A)``; the last one leads into the new frame.
+        noise: ``(B, S, C)`` the starting ``z ~ N(0, I)`` at ``tau = 0``.
+
+    Each step recomputes the velocity from the *current* ``z``:
+    ``b = (z1_hat - z) / (1 - tau)``, ``z <- z + b d``, ``tau <- tau + d``.
+    """
+    b, t = context.shape[:2]
+    d = 1.0 / steps
+    z = noise
+    tau = 0.0
+    taus = torch.full((b, t + 1), context_tau, device=context.device)
+    ds = torch.full((b, t + 1), d, device=context.device)  # context frames: labelled d too
+    for _ in range(steps):
+        taus[:, -1] = tau
+        seq = torch.cat([context, z[:, None]], dim=1)
+        z1_hat = f(seq, taus, ds, actions)[:, -1]
+        z = z + (z1_hat - z) / (1 - tau) * d
+        tau += d
+    return z
+
+
+@torch.no_grad()
+def rollout(
+    f: Denoiser,
+    context: torch.Tensor,
+    actions: torch.Tensor,
+    horizon: int,
+    steps: int,
+    tau_ctx: float = 0.9,
+    window: int = 16,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Autoregressive rollout from clean context latents with given actions.
+
+    Args:
+        context: ``(B, C, S, Ch)`` clean latents of the context frames.
+        actions: ``(B, C + horizon, A)``; ``actions[:, t]`` leads into frame ``t``.
+        steps: sampler steps per frame (``K``; ``d = 1/K``).
+        tau_ctx: signal level past frames are corrupted to (1 = clean, 0.9 = 10% noise).
+        window: frames the model sees at once (the new one included); older frames drop
+            out, so each generated frame costs the same however long the rollout.
+        generator: CPU generator for the context and sampling noise (reproducible).
+
+    Returns:
+        ``(B, horizon, S, Ch)`` generated clean latents.
+    """
+    b, c = context.shape[:2]
+
+    def noise_like(x: torch.Tensor) -> torch.Tensor:
+        return torch.randn(x.shape, generator=generator).to(x)
+
+    past = [corrupt(context[:, i], tau_ctx, noise_like(context[:, i])) for i in range(c)]
+    out = []
+    for h in range(horizon):
+        t = c + h
+        ctx = torch.stack(past[-(window - 1) :], dim=1) if window > 1 else context[:, :0]
+        acts = actions[:, t - ctx.shape[1] : t + 1]
+        z = sample_frame(f, ctx, tau_ctx, acts, steps, noise_like(context[:, 0]))
+        out.append(z)
+        past.append(corrupt(z, tau_ctx, noise_like(z)))
+    return torch.stack(out, dim=1)

@@ -1,0 +1,142 @@
+"""Action-conditioned dynamics transformer (DreamerV4 §3.2), x-prediction.
+
+SIGNAL-LEVEL CONVENTION: ``tau = 1`` is clean, ``tau = 0`` pure noise (see
+``worldmodel/forcing.py`` and ../shared/DESIGN.md). The network maps noisy latents with
+their per-frame ``(tau, d)`` and actions to the clean latents: ``z1_hat = f(z_tau, tau, d, a)``.
+
+Tokens of frame ``t`` (``N = S + R + 1 + 1`` of them):
+  ``S`` packed latent tokens (``pack`` tokenizer latents concatenated per token),
+  ``R`` learned register tokens, one ``(tau, d)`` token, one action token.
+``actions[t]`` is the action that led *into* frame ``t`` (the episode store's
+convention), so frame ``t``'s own tokens carry it and causal time attention lets the
+prediction of frame ``t`` depend on frames ``< t`` and actions ``<= t`` only.
+
+Layers: space attention among the ``N`` tokens of a frame in every layer; causal time
+attention (each token slot across frames ``<= t``) every ``time_every`` layers. RMSNorm
+pre-norm, RoPE (token index in space, frame index in time), QK-norm, logit
+soft-capping, SwiGLU, grouped-query attention. Time positions are relative (RoPE) and
+there are no learned per-frame queries, so a rollout can run past the longest training
+window; it slides a window of the last frames (``worldmodel.forcing.rollout``), which
+keeps the cost per generated frame bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from worldmodel.models.blocks import Block, RMSNorm, rope_angles
+
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {"dim": 128, "heads": 4, "kv_heads": 2, "depth": 4},
+    "small": {"dim": 256, "heads": 8, "kv_heads": 4, "depth": 8},
+    "base": {"dim": 512, "heads": 8, "kv_heads": 4, "depth": 16},
+    "large": {"dim": 1024, "heads": 16, "kv_heads": 4, "depth": 24},
+}
+
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+    """Architecture of a :class:`Dynamics`; stored in every checkpoint."""
+
+    latent_tokens: int = 16  # tokenizer latents per frame
+    latent_dim: int = 16  # channels per tokenizer latent
+    action_dim: int = 1
+    pack: int = 2  # tokenizer latents per dynamics token
+    registers: int = 2
+    k_max: int = 16
+    dim: int = 128
+    heads: int = 4
+    kv_heads: int = 2
+    depth: int = 4
+    time_every: int = 2
+    softcap: float = 50.0
+
+    @property
+    def spatial_tokens(self) -> int:
+        return self.latent_tokens // self.pack
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.spatial_tokens + self.registers + 2
+
+
+class SignalEmbedding(nn.Module):
+    """Discrete embeddings of ``tau`` on the ``1/k_max`` grid and of ``d`` (``log2 1/d``).
+
+    Off-grid ``tau`` (e.g. the context level 0.9) interpolates linearly between the two
+    nearest grid embeddings, so it is labelled faithfully.
+    """
+
+    def __init__(self, k_max: int, dim: int) -> None:
+        super().__init__()
+        self.k_max = k_max
+        self.tau = nn.Embedding(k_max + 1, dim)
+        self.d = nn.Embedding(k_max.bit_length(), dim)
+
+    def forward(self, tau: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        pos = tau.clamp(0, 1) * self.k_max
+        lo = pos.floor().long().clamp(max=self.k_max - 1)
+        frac = (pos - lo).unsqueeze(-1)
+        emb = self.tau(lo) * (1 - frac) + self.tau(lo + 1) * frac
+        d_idx = torch.log2(1.0 / d.clamp(min=1.0 / self.k_max)).round().long()
+        return emb + self.d(d_idx)
+
+
+class Dynamics(nn.Module):
+    """``f(z_tau (B, T, L, C), tau (B, T), d (B, T), actions (B, T, A)) -> z1_hat (B, T, L, C)``."""
+
+    def __init__(self, cfg: DynamicsConfig) -> None:
+        super().__init__()
+        if cfg.latent_tokens % cfg.pack:
+            raise ValueError(f"pack {cfg.pack} does not divide latent_tokens {cfg.latent_tokens}")
+        self.cfg = cfg
+        d = cfg.dim
+        self.latent_in = nn.Linear(cfg.pack * cfg.latent_dim, d)
+        self.latent_pos = nn.Parameter(torch.randn(cfg.spatial_tokens, d) * 0.02)
+        self.registers = nn.Parameter(torch.randn(cfg.registers, d) * 0.02)
+        self.signal = SignalEmbedding(cfg.k_max, d)
+        self.action_in = nn.Linear(cfg.action_dim, d)
+        self.blocks = nn.ModuleList(
+            Block(d, cfg.heads, cfg.kv_heads, cfg.softcap) for _ in range(cfg.depth)
+        )
+        self.is_time = [(i + 1) % cfg.time_every == 0 for i in range(cfg.depth)]
+        self.norm = RMSNorm(d)
+        self.out = nn.Linear(d, cfg.pack * cfg.latent_dim)
+
+    def tokens(
+        self, z: torch.Tensor, tau: torch.Tensor, d: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """Frame tokens ``(B, T, N, D)``."""
+        b, t = z.shape[:2]
+        cfg = self.cfg
+        packed = rearrange(z, "b t (s p) c -> b t s (p c)", p=cfg.pack)
+        lat = self.latent_in(packed) + self.latent_pos  # (B, T, S, D)
+        reg = self.registers.expand(b, t, -1, -1)  # (B, T, R, D)
+        sig = self.signal(tau, d)[:, :, None]  # (B, T, 1, D)
+        act = self.action_in(actions)[:, :, None]  # (B, T, 1, D)
+        return torch.cat([lat, reg, sig, act], dim=2)
+
+    def forward(
+        self, z: torch.Tensor, tau: torch.Tensor, d: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """Clean-latent prediction ``(B, T, L, C)`` for every frame of the window."""
+        b, t = z.shape[:2]
+        cfg = self.cfg
+        x = self.tokens(z, tau, d, actions)  # (B, T, N, D)
+        n = x.shape[2]
+        hd = cfg.dim // cfg.heads
+        space_angles = rope_angles(torch.arange(n, device=z.device), hd)
+        time_angles = rope_angles(torch.arange(t, device=z.device), hd)
+        causal = torch.ones(t, t, dtype=torch.bool, device=z.device).tril()
+        for blk, is_time in zip(self.blocks, self.is_time, strict=True):
+            if is_time:  # each token slot attends to itself in frames <= t
+                seq = rearrange(x, "b t n d -> (b n) t d")
+                x = rearrange(blk(seq, time_angles, causal), "(b n) t d -> b t n d", b=b)
+            else:  # tokens of one frame attend to each other
+                x = blk(x.reshape(b * t, n, -1), space_angles).view(b, t, n, -1)
+        out = self.out(self.norm(x[:, :, : cfg.spatial_tokens]))
+        return rearrange(out, "b t s (p c) -> b t (s p) c", p=cfg.pack)
