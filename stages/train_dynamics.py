@@ -98,8 +98,9 @@ def run(
             return vals[-1] if vals else None
 
         result = {
-            "final_loss_flow": last("loss/flow"),
-            "final_loss_bootstrap": last("loss/bootstrap"),
+            "final_loss_shortcut": last("loss/shortcut"),
+            "final_loss_flow": last("part/flow"),
+            "final_loss_bootstrap": last("part/bootstrap"),
             "val_rollout_latent_mse": check["val/rollout_latent_mse"],
             "val_repeat_last_latent_mse": check["val/repeat_last_latent_mse"],
             "train_seconds": round(seconds, 1),

@@ -102,6 +102,7 @@ def test_shortcut_loss_golden_values() -> None:
     boot = (0.9 * 0.5 + 0.1) * (1 - 0.5) ** 2 * np.mean((v_hat - (b1 + b2) / 2) ** 2)
     assert terms.flow.item() == pytest.approx(flow, rel=1e-5)
     assert terms.bootstrap.item() == pytest.approx(boot, rel=1e-5)
+    assert terms.total.item() == pytest.approx((flow + boot) / 2, rel=1e-5)  # mean over frames
 
 
 def test_bootstrap_target_has_no_gradient() -> None:
@@ -110,7 +111,7 @@ def test_bootstrap_target_has_no_gradient() -> None:
     d = torch.full_like(d, 0.5)
     tau = torch.full_like(tau, 0.0)
     res = shortcut_loss(m, z, torch.randn_like(z), tau, d, a, k_max=8)
-    res.bootstrap.backward()
+    res.total.backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in m.parameters())
 
 
@@ -207,10 +208,10 @@ def test_toy_problem_few_steps_match_many_steps() -> None:
 
     from worldmodel.dynamics_training import DynamicsBatch
 
-    opt = torch.optim.AdamW(model.parameters(), 2e-3)
+    opt = torch.optim.AdamW(model.parameters(), 3e-3)
     rng = np.random.default_rng(0)
     g = torch.Generator().manual_seed(0)
-    for _ in range(1500):
+    for _ in range(600):
         z1, a = data(64, g)
         tau, d = sample_tau_d(rng, (64, 1), 16, rng.random(64) < 0.5)
         b = DynamicsBatch(

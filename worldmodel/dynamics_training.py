@@ -122,7 +122,7 @@ class BatchMaker:
 
 
 class DynamicsObjective(nn.Module):
-    """Shortcut-forcing loss terms of a :class:`Dynamics` model (``flow``, ``bootstrap``)."""
+    """Shortcut-forcing loss of a :class:`Dynamics` model (one term; flow/bootstrap parts logged)."""
 
     def __init__(self, model: Dynamics) -> None:
         super().__init__()
@@ -130,10 +130,11 @@ class DynamicsObjective(nn.Module):
 
     def forward(self, b: DynamicsBatch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         res = shortcut_loss(self.model, b.z1, b.z0, b.tau, b.d, b.actions, self.model.cfg.k_max)
-        terms = {
-            k: v for k, v in (("flow", res.flow), ("bootstrap", res.bootstrap)) if v is not None
-        }
+        terms = {"shortcut": res.total}
         logs = {"per_sample": res.per_sample, "window_frames": torch.tensor(float(b.z1.shape[1]))}
+        for name, part in (("flow", res.flow), ("bootstrap", res.bootstrap)):
+            if part is not None:
+                logs[f"part/{name}"] = part.detach()
         return terms, logs
 
 

@@ -78,8 +78,16 @@ def sample_tau_d(
 
 @dataclass
 class ShortcutTerms:
-    """Raw loss terms and diagnostics of one shortcut-forcing batch."""
+    """Loss of one shortcut-forcing batch and its parts.
 
+    ``total`` is the mean over *all* frames of each frame's own loss (flow or bootstrap):
+    the one term that is optimised (and RMS-normalised by the trainer). ``flow`` and
+    ``bootstrap`` are the means over their own frames, for curves. Normalising the two
+    separately would amplify the small bootstrap term until the cheapest way to satisfy
+    it, ignoring the context, wins (measured: the model stopped using its past frames).
+    """
+
+    total: torch.Tensor
     flow: torch.Tensor | None
     bootstrap: torch.Tensor | None
     per_sample: torch.Tensor
@@ -106,6 +114,7 @@ def shortcut_loss(
     w = ramp_weight(tau)  # (B, T)
     sq = (z1_hat - z1).pow(2).flatten(2).mean(-1)  # (B, T)
     is_flow = d <= d_min + 1e-9
+    frame_loss = torch.where(is_flow, w * sq, torch.zeros_like(sq))  # (B, T)
     flow = (w * sq)[is_flow].mean() if is_flow.any() else None
     per_sample = sq.detach().mean(1)
 
@@ -124,8 +133,11 @@ def shortcut_loss(
         v_hat = (z1_hat[rows] - zb) / one(1 - tb)
         err = (v_hat - target).pow(2).flatten(2).mean(-1)  # (Bb, T)
         boot_frames = ~is_flow[rows]
-        boot = (ramp_weight(tb) * (1 - tb) ** 2 * err)[boot_frames].mean()
-    return ShortcutTerms(flow=flow, bootstrap=boot, per_sample=per_sample)
+        boot_loss = ramp_weight(tb) * (1 - tb) ** 2 * err  # (Bb, T)
+        boot = boot_loss[boot_frames].mean()
+        frame_loss = frame_loss.clone()
+        frame_loss[rows] = torch.where(boot_frames, boot_loss, frame_loss[rows])
+    return ShortcutTerms(total=frame_loss.mean(), flow=flow, bootstrap=boot, per_sample=per_sample)
 
 
 def corrupt(z1: torch.Tensor, tau: float, noise: torch.Tensor) -> torch.Tensor:
@@ -141,6 +153,7 @@ def sample_frame(
     actions: torch.Tensor,
     steps: int,
     noise: torch.Tensor,
+    context_d: float | None = None,
 ) -> torch.Tensor:
     """Generate the next frame's clean latent with ``steps`` shortcut steps (``d = 1/steps``).
 
@@ -148,6 +161,8 @@ def sample_frame(
         context: ``(B, t, S, C)`` past latents, already corrupted to ``context_tau``.
         actions: ``(B, t + 1, A)``; the last one leads into the new frame.
         noise: ``(B, S, C)`` the starting ``z ~ N(0, I)`` at ``tau = 0``.
+        context_d: the step size context frames are labelled with; pass ``1 / k_max``:
+            training shows off-grid signal levels such as 0.9 only with the finest ``d``.
 
     Each step recomputes the velocity from the *current* ``z``:
     ``b = (z1_hat - z) / (1 - tau)``, ``z <- z + b d``, ``tau <- tau + d``.
@@ -157,7 +172,8 @@ def sample_frame(
     z = noise
     tau = 0.0
     taus = torch.full((b, t + 1), context_tau, device=context.device)
-    ds = torch.full((b, t + 1), d, device=context.device)  # context frames: labelled d too
+    ds = torch.full((b, t + 1), d if context_d is None else context_d, device=context.device)
+    ds[:, -1] = d
     for _ in range(steps):
         taus[:, -1] = tau
         seq = torch.cat([context, z[:, None]], dim=1)
@@ -177,6 +193,7 @@ def rollout(
     tau_ctx: float = 0.9,
     window: int = 16,
     generator: torch.Generator | None = None,
+    context_d: float | None = None,
 ) -> torch.Tensor:
     """Autoregressive rollout from clean context latents with given actions.
 
@@ -188,6 +205,7 @@ def rollout(
         window: frames the model sees at once (the new one included); older frames drop
             out, so each generated frame costs the same however long the rollout.
         generator: CPU generator for the context and sampling noise (reproducible).
+        context_d: step-size label of context frames (see :func:`sample_frame`).
 
     Returns:
         ``(B, horizon, S, Ch)`` generated clean latents.
@@ -203,7 +221,7 @@ def rollout(
         t = c + h
         ctx = torch.stack(past[-(window - 1) :], dim=1) if window > 1 else context[:, :0]
         acts = actions[:, t - ctx.shape[1] : t + 1]
-        z = sample_frame(f, ctx, tau_ctx, acts, steps, noise_like(context[:, 0]))
+        z = sample_frame(f, ctx, tau_ctx, acts, steps, noise_like(context[:, 0]), context_d)
         out.append(z)
         past.append(corrupt(z, tau_ctx, noise_like(z)))
     return torch.stack(out, dim=1)
