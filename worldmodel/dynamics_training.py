@@ -148,7 +148,9 @@ def rollout_eval(
     z, a = torch.from_numpy(z).to(device), torch.from_numpy(a).to(device)
     c = p.eval_context
     g = torch.Generator().manual_seed(seed)
-    pred = rollout(model, z[:, :c], a, z.shape[1] - c, p.eval_steps, p.tau_ctx, p.long_seq_len, g)
+    pred = rollout(
+        model, z[:, :c], a, z.shape[1] - c, p.eval_steps, p.tau_ctx, p.long_seq_len, g, 1 / p.k_max
+    )
     truth = z[:, c:]
     repeat = z[:, c - 1 : c].expand_as(truth)
     return {

@@ -95,6 +95,7 @@ class Evaluator:
         self.tok, self.dyn = tokenizer, dynamics
         self.c, self.tau_ctx, self.window, self.tok_context = context, tau_ctx, window, tok_context
         self.device, self.lpips, self.seed, self.batch = device, lpips, seed, batch
+        self.context_d = 1.0 / dynamics.cfg.k_max  # context frames: the finest step size
 
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """Latents ``(N, T, L, C)`` of uint8 windows, each encoded causally from its start."""
@@ -129,6 +130,7 @@ class Evaluator:
                 self.tau_ctx,
                 self.window,
                 g,
+                self.context_d,
             )
             for i in range(0, len(z), self.batch)
         ]
@@ -148,7 +150,13 @@ class Evaluator:
             noise = torch.randn(z[:, 0].shape, generator=g).to(z)
             preds.append(
                 sample_frame(
-                    self.dyn, noisy[:, lo:t], self.tau_ctx, actions[:, lo : t + 1], steps, noise
+                    self.dyn,
+                    noisy[:, lo:t],
+                    self.tau_ctx,
+                    actions[:, lo : t + 1],
+                    steps,
+                    noise,
+                    self.context_d,
                 )
             )
         return torch.stack(preds, dim=1)
