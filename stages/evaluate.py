@@ -137,7 +137,7 @@ def run(
     overall = _summary(scores, e.horizon, e.sweep_at)
 
     ks = [int(round(1 / d)) for d in step_sizes(int(dp["k_max"]))]  # 1, 2, 4, ..., k_max
-    w0 = val_windows(store, store.tasks[0], e.context + e.sweep_horizon, e.windows)
+    w0 = val_windows(store, store.tasks[0], e.context + e.sweep_horizon, e.sweep_windows)
     sweep = ev.sweep(w0, e.sweep_horizon, ks, e.sweep_at)
     by_k = {r["k"]: r for r in sweep}
     k4, kmax = by_k.get(4, sweep[0]), sweep[-1]

@@ -111,7 +111,9 @@ def _status(dvc: str, repo: Path, env: dict[str, str]) -> set[str]:
     return set(out)
 
 
-def test_full_dag_exactness_remote_and_mlflow(repo_copy: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+def test_full_dag_exactness_remote_and_mlflow(
+    repo_copy: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
     """The whole DAG on tiny params: a param change reruns exactly its stage and those
     downstream; a code change likewise; outputs survive push / cache wipe / pull."""
     repo, env = repo_copy
@@ -127,9 +129,15 @@ def test_full_dag_exactness_remote_and_mlflow(repo_copy: tuple[Path, dict[str, s
     import yaml
 
     original = (repo / "params.yaml").read_text()
-    for i, (section, key) in enumerate([("collect", "frames_per_episode"), ("tokenizer", "lpips_weight"),
-                                        ("tokenize", "batch_size"), ("dynamics", "tau_ctx"),
-                                        ("evaluate", "steps")]):
+    for i, (section, key) in enumerate(
+        [
+            ("collect", "frames_per_episode"),
+            ("tokenizer", "lpips_weight"),
+            ("tokenize", "batch_size"),
+            ("dynamics", "tau_ctx"),
+            ("evaluate", "steps"),
+        ]
+    ):
         data = yaml.safe_load(original)
         data[section][key] = data[section][key] + 1 if isinstance(data[section][key], int) else 0.5
         (repo / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
@@ -157,7 +165,11 @@ def test_full_dag_exactness_remote_and_mlflow(repo_copy: tuple[Path, dict[str, s
     _sh([dvc, "pull"], repo, env)
     assert (repo / "data" / "episodes.h5").read_bytes() == before
     assert _status(dvc, repo, env) == set()
-    for out in ("data/tokenizer/model.pt", "data/dynamics/model.pt", "data/eval/psnr_vs_horizon.png"):
+    for out in (
+        "data/tokenizer/model.pt",
+        "data/dynamics/model.pt",
+        "data/eval/psnr_vs_horizon.png",
+    ):
         assert (repo / out).is_file()
 
     diff = _sh([dvc, "metrics", "show", "--json"], repo, env).stdout

@@ -195,7 +195,7 @@ class DynamicsParams(_Section):
     pack: int = Field(2, gt=0, description="Tokenizer latents packed into one dynamics token.")
     registers: int = Field(2, ge=0, description="Learned register tokens per frame.")
     k_max: int = Field(
-        16, gt=0, description="Finest sampler resolution (power of two); d_min = 1/k_max."
+        64, gt=0, description="Finest sampler resolution (power of two); d_min = 1/k_max."
     )
     time_every: int = Field(
         2,
@@ -272,6 +272,7 @@ class EvaluateParams(_Section):
     windows: int = Field(32, gt=0, description="Held-out windows per task.")
     steps: int = Field(4, gt=0, description="Sampler steps K of the headline rollouts.")
     sweep_horizon: int = Field(16, gt=0, description="Rollout length of the sampler sweep.")
+    sweep_windows: int = Field(16, gt=0, description="Held-out windows of the sampler sweep.")
     sweep_at: list[int] = Field([1, 4, 16], description="Horizons whose PSNR the sweep reports.")
     gifs: int = Field(4, ge=0, description="Windows written as GIF and PNG strip.")
     batch_size: int = Field(16, gt=0, description="Windows rolled out together.")

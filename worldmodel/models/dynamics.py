@@ -100,6 +100,7 @@ class Dynamics(nn.Module):
         self.registers = nn.Parameter(torch.randn(cfg.registers, d) * 0.02)
         self.signal = SignalEmbedding(cfg.k_max, d)
         self.action_in = nn.Linear(cfg.action_dim, d)
+        self.action_to_latents = nn.Linear(d, d)
         self.blocks = nn.ModuleList(
             Block(d, cfg.heads, cfg.kv_heads, cfg.softcap) for _ in range(cfg.depth)
         )
@@ -114,10 +115,12 @@ class Dynamics(nn.Module):
         b, t = z.shape[:2]
         cfg = self.cfg
         packed = rearrange(z, "b t (s p) c -> b t s (p c)", p=cfg.pack)
-        lat = self.latent_in(packed) + self.latent_pos  # (B, T, S, D)
+        act = self.action_in(actions)[:, :, None]  # (B, T, 1, D)
+        # The action also enters every latent token of its frame (as well as its own
+        # token): a single token was measured to be nearly ignored on a CPU budget.
+        lat = self.latent_in(packed) + self.latent_pos + self.action_to_latents(act)  # (B, T, S, D)
         reg = self.registers.expand(b, t, -1, -1)  # (B, T, R, D)
         sig = self.signal(tau, d)[:, :, None]  # (B, T, 1, D)
-        act = self.action_in(actions)[:, :, None]  # (B, T, 1, D)
         return torch.cat([lat, reg, sig, act], dim=2)
 
     def forward(
