@@ -211,7 +211,7 @@ def test_toy_problem_few_steps_match_many_steps() -> None:
     opt = torch.optim.AdamW(model.parameters(), 3e-3)
     rng = np.random.default_rng(0)
     g = torch.Generator().manual_seed(0)
-    for _ in range(600):
+    for _ in range(1000):
         z1, a = data(64, g)
         tau, d = sample_tau_d(rng, (64, 1), 16, rng.random(64) < 0.5)
         b = DynamicsBatch(

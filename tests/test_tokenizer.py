@@ -90,7 +90,7 @@ def test_mask_fraction_statistics() -> None:
     keep = random_keep(np.random.default_rng(0), 2000, 2, 256, 0.9)
     dropped = 1 - keep.mean(axis=2)  # per frame
     assert abs(dropped.mean() - 0.45) < 0.01
-    assert dropped.min() >= 0 and dropped.max() <= 0.93
+    assert dropped.min() >= 0 and dropped.max() <= 0.9
     hist = np.histogram(dropped, bins=9, range=(0, 0.9))[0] / dropped.size
     assert np.all(np.abs(hist - 1 / 9) < 0.03)  # uniform ratios
     p = tiny_params()
@@ -143,15 +143,15 @@ def test_tiny_tokenizer_learns_and_does_not_collapse(synthetic_store: Path, tmp_
 
     data = tiny_params().model_dump()
     data["tokenizer"] = {
-        "latent_tokens": 8,
+        "latent_tokens": 4,
         "latent_dim": 8,
         "eval_clips": 16,
         "train": {
-            "steps": 150,
+            "steps": 400,
             "batch_size": 8,
             "lr": 2e-3,
             "warmup_steps": 10,
-            "log_every": 10,
+            "log_every": 1,
             "checkpoint_every": 1000,
         },
     }
@@ -168,9 +168,10 @@ def test_tiny_tokenizer_learns_and_does_not_collapse(synthetic_store: Path, tmp_
     curve = (tmp_path / "c.tsv").read_text().splitlines()
     header = curve[0].split("\t")
     mse = [float(r.split("\t")[header.index("loss/mse")]) for r in curve[1:]]
-    assert mse[-1] < 0.5 * mse[0]
-    assert res["val"]["collapse_score"] > 0.5  # distinct inputs -> distinct reconstructions
-    assert res["val"]["psnr"] > 18
+    assert np.mean(mse[-10:]) < 0.5 * mse[0]  # step 1 vs the last ten steps
+    # a collapsed (mean-image) tokenizer scores ~0.001 here
+    assert res["val"]["collapse_score"] > 0.2  # distinct inputs -> distinct reconstructions
+    assert res["val"]["psnr"] > 15
     assert (tmp_path / "tok" / "model.pt").is_file() and (
         tmp_path / "tok" / "samples.png"
     ).is_file()

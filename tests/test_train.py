@@ -90,8 +90,8 @@ def _trainer(tmp_path: Path, cfg: TrainConfig = CFG, **kw) -> Trainer:
 def test_resume_matches_uninterrupted(tmp_path: Path) -> None:
     full = _trainer(tmp_path / "a")
     full.fit()
-    first = _trainer(tmp_path / "b", TrainConfig(**{**CFG.__dict__, "steps": 20}))
-    first.fit()  # "killed" after the step-20 checkpoint
+    first = _trainer(tmp_path / "b")
+    first.fit(stop_at=25)  # "killed" at step 25, after the step-20 checkpoint
     resumed = _trainer(tmp_path / "b")
     assert resumed.try_resume() and resumed.step == 20
     resumed.fit()

@@ -52,9 +52,10 @@ def mask_max_at(step: int, p: TokenizerParams) -> float:
 def random_keep(
     rng: np.random.Generator, b: int, t: int, n_patches: int, mask_max: float
 ) -> np.ndarray:
-    """Keep-masks ``(b, t, P)``: each frame drops a fraction ``p ~ U(0, mask_max)`` of patches."""
-    ratio = rng.uniform(0, mask_max, (b, t, 1))
-    return rng.random((b, t, n_patches)) >= ratio
+    """Keep-masks ``(b, t, P)``: each frame drops ``floor(p * P)`` patches, ``p ~ U(0, mask_max)``."""
+    dropped = np.floor(rng.uniform(0, mask_max, (b, t, 1)) * n_patches)
+    rank = rng.random((b, t, n_patches)).argsort(-1).argsort(-1)  # a random permutation
+    return rank >= dropped  # exactly floor(p * P) patches dropped per frame
 
 
 class BatchMaker:

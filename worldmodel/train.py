@@ -329,11 +329,15 @@ class Trainer:
         )
         return row
 
-    def fit(self, on_step: Callable[[int], None] | None = None) -> None:
-        """Train until ``cfg.steps``, checkpointing every ``checkpoint_every`` and at the end."""
+    def fit(self, on_step: Callable[[int], None] | None = None, stop_at: int | None = None) -> None:
+        """Train until ``cfg.steps``, checkpointing every ``checkpoint_every`` and at the end.
+
+        ``stop_at`` ends the loop early at that step, as a kill would (tests use it).
+        """
         cfg = self.cfg
         t_last, steps_last = time.perf_counter(), self.step
-        while self.step < cfg.steps:
+        end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+        while self.step < end:
             row = self.train_step()
             self.step += 1
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
