@@ -93,6 +93,39 @@ def test_every_preset_applies_to_default_params(tmp_path: Path, name: str) -> No
     assert "# worldmodel params" in target.read_text()  # comments kept
 
 
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_builds_its_models(tmp_path: Path, name: str) -> None:
+    """Model sizes, patch grid, latent grid and packing of each preset fit together."""
+    import torch
+
+    from worldmodel.dynamics_training import dynamics_config
+    from worldmodel.models.dynamics import Dynamics
+    from worldmodel.models.tokenizer import Tokenizer
+    from worldmodel.tokenizer_training import tokenizer_config
+
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "params.yaml").read_text())
+    p = apply_preset(name, target)
+    tok_cfg = tokenizer_config(p.tokenizer, p.collect.image_size)
+    dyn_cfg = dynamics_config(p.dynamics, (tok_cfg.latent_tokens, tok_cfg.latent_dim), 4)
+    with torch.device("meta"):
+        tok, dyn = Tokenizer(tok_cfg), Dynamics(dyn_cfg)
+        z = tok.encode(torch.zeros(2, p.tokenizer.clip_frames, *[p.collect.image_size] * 2, 3))
+        assert tuple(z.shape[2:]) == (tok_cfg.latent_tokens, tok_cfg.latent_dim)
+        out = dyn(z.new_zeros(2, 3, *z.shape[2:]), z.new_ones(2, 3), z.new_ones(2, 3), z.new_zeros(2, 3, 4))
+        assert out.shape == (2, 3, *z.shape[2:])
+    if p.tokenizer.latent_tokens > 4:  # the spatial prior applies on every real preset
+        assert tok_cfg.latent_grid > 0
+    assert p.evaluate.extended_horizon >= 2 * p.dynamics.long_seq_len
+
+
+def test_rules_across_sections() -> None:
+    msg = _err({"evaluate": {"extended_horizon": 20}})
+    assert "evaluate.extended_horizon" in msg and "dynamics.long_seq_len" in msg
+    msg = _err({"collect": {"frames_per_episode": 30}})
+    assert "collect.frames_per_episode" in msg
+
+
 def test_presets_cover_the_three_tiers() -> None:
     assert {"tier1", "tier2", "tier3"} <= set(list_presets())
     # tier1 is the default params: applying it changes nothing.

@@ -129,6 +129,22 @@ def test_causality_over_frames_and_actions() -> None:
     assert not torch.allclose(base[:, 4:], changed[:, 4:])
 
 
+def test_single_frame_samples_see_no_other_frame() -> None:
+    m = _model()
+    z, tau, d, a = _inputs(b=2, t=4)
+    iso = torch.tensor([True, False])
+    z2 = z.clone()
+    z2[:, 0] += 1.0  # change frame 0 of both samples
+    with torch.no_grad():
+        out, out2 = m(z, tau, d, a, isolated=iso), m(z2, tau, d, a, isolated=iso)
+        plain = m(z, tau, d, a)
+    assert torch.allclose(out[0, 1:], out2[0, 1:], atol=1e-6)  # isolated: frames 1.. unchanged
+    assert not torch.allclose(out[1, 1:], out2[1, 1:], atol=1e-4)  # causal: they change
+    assert torch.allclose(out[1], plain[1], atol=1e-6)  # non-isolated rows as without the flag
+    single = m(z[:1, 2:3], tau[:1, 2:3], d[:1, 2:3], a[:1, 2:3])
+    assert torch.allclose(out[0, 2], single[0, 0], atol=1e-5)  # == a one-frame window
+
+
 def test_action_changes_the_frame_it_leads_into() -> None:
     """actions[:, t] led into frame t (the store's convention): it moves frame t's prediction."""
     m = _model()
@@ -164,6 +180,43 @@ def test_rollout_three_times_the_training_window_is_finite() -> None:
         m, ctx, acts, horizon=48, steps=2, window=16, generator=torch.Generator().manual_seed(0)
     )
     assert out.shape == (2, 48, 4, 3) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("softcap", [50.0, 0.0])
+def test_streaming_step_equals_the_full_forward(softcap: float) -> None:
+    """KV cache: committing frames 0..T-2 then stepping frame T-1 == forward on all T."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    m = Dynamics(replace(CFG, softcap=softcap)).eval()
+    z, tau, d, a = _inputs(t=6)
+    with torch.no_grad():
+        full = m(z, tau, d, a)
+        stream = m.start_stream(window=6)
+        for i in range(5):
+            step = m.stream_step(stream, z[:, i], tau[:, i], d[:, i], a[:, i], commit=True)
+            assert torch.allclose(step, full[:, i], atol=1e-5)
+        last = m.stream_step(stream, z[:, 5], tau[:, 5], d[:, 5], a[:, 5], commit=False)
+    assert torch.allclose(last, full[:, 5], atol=1e-5)
+    assert stream.t == 5 and all(len(c) == 5 for c in stream.caches)  # not committed
+
+
+def test_cached_rollout_equals_recomputing_rollout_within_the_window() -> None:
+    m = _model()
+    ctx, acts = torch.randn(2, 3, 4, 3), torch.randn(2, 3 + 5, 2)
+    kw = dict(horizon=5, steps=4, tau_ctx=0.9, window=8, context_d=1 / 8)
+    cached = rollout(m, ctx, acts, generator=torch.Generator().manual_seed(3), **kw)
+    plain = rollout(m, ctx, acts, generator=torch.Generator().manual_seed(3), kv_cache=False, **kw)
+    assert torch.allclose(cached, plain, atol=1e-4)
+
+
+def test_cached_rollout_keeps_a_bounded_window() -> None:
+    m = _model()
+    stream = m.start_stream(window=4)
+    z, tau, d, a = _inputs(t=1)
+    for _ in range(10):
+        m.stream_step(stream, z[:, 0], tau[:, 0], d[:, 0], a[:, 0], commit=True)
+    assert stream.t == 10 and all(len(c) == 3 for c in stream.caches)
 
 
 def test_save_load_identical_outputs(tmp_path: Path) -> None:
@@ -215,7 +268,12 @@ def test_toy_problem_few_steps_match_many_steps() -> None:
         z1, a = data(64, g)
         tau, d = sample_tau_d(rng, (64, 1), 16, rng.random(64) < 0.5)
         b = DynamicsBatch(
-            z1, torch.randn(z1.shape, generator=g), torch.from_numpy(tau), torch.from_numpy(d), a
+            z1,
+            torch.randn(z1.shape, generator=g),
+            torch.from_numpy(tau),
+            torch.from_numpy(d),
+            a,
+            torch.zeros(64, dtype=torch.bool),
         )
         terms, _ = obj(b)
         loss = sum(terms.values())

@@ -57,10 +57,14 @@ class DynamicsBatch:
     tau: torch.Tensor  # (B, T) signal level, 1 = clean
     d: torch.Tensor  # (B, T) step size
     actions: torch.Tensor  # (B, T, A); actions[:, t] leads into frame t
+    isolated: torch.Tensor  # (B,) bool; True = single-frame samples (no frame sees another)
 
     def to(self, device: torch.device | str) -> DynamicsBatch:
         return DynamicsBatch(
-            *(x.to(device) for x in (self.z1, self.z0, self.tau, self.d, self.actions))
+            *(
+                x.to(device)
+                for x in (self.z1, self.z0, self.tau, self.d, self.actions, self.isolated)
+            )
         )
 
     def preview(self) -> torch.Tensor:
@@ -115,9 +119,15 @@ class BatchMaker:
         boot = rng.random(n) < p.bootstrap_fraction
         tau, d = sample_tau_d(rng, (n, windows.length), p.k_max, boot)
         z0 = rng.standard_normal(z1.shape).astype(np.float32)
+        isolated = np.zeros(n, bool)
+        if p.single_frame_fraction > 0:  # drawn last: the other draws do not depend on it
+            isolated = rng.random(n) < p.single_frame_fraction
         sl = slice(rank * n // world, (rank + 1) * n // world)
         return DynamicsBatch(
-            *(torch.from_numpy(np.ascontiguousarray(x[sl])) for x in (z1, z0, tau, d, actions))
+            *(
+                torch.from_numpy(np.ascontiguousarray(x[sl]))
+                for x in (z1, z0, tau, d, actions, isolated)
+            )
         )
 
 
@@ -129,7 +139,9 @@ class DynamicsObjective(nn.Module):
         self.model = model
 
     def forward(self, b: DynamicsBatch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        res = shortcut_loss(self.model, b.z1, b.z0, b.tau, b.d, b.actions, self.model.cfg.k_max)
+        res = shortcut_loss(
+            self.model, b.z1, b.z0, b.tau, b.d, b.actions, self.model.cfg.k_max, b.isolated
+        )
         terms = {"shortcut": res.total}
         logs = {"per_sample": res.per_sample, "window_frames": torch.tensor(float(b.z1.shape[1]))}
         for name, part in (("flow", res.flow), ("bootstrap", res.bootstrap)):

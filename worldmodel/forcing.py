@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -101,16 +102,24 @@ def shortcut_loss(
     d: torch.Tensor,
     actions: torch.Tensor,
     k_max: int,
+    isolated: torch.Tensor | None = None,
 ) -> ShortcutTerms:
     """Flow loss on ``d == d_min`` frames and bootstrap loss on the others (DESIGN.md).
 
     Shapes: ``z1, z0 (B, T, S, C)``; ``tau, d (B, T)``; ``actions (B, T, A)``. Teacher
     passes (two half steps of the same network, no gradient) run only on samples that
-    contain a bootstrap frame.
+    contain a bootstrap frame. ``isolated (B,)``, when given, is passed on to ``f`` as
+    ``f(..., isolated=...)`` (single-frame samples, see ``Dynamics.forward``).
     """
     d_min = 1.0 / k_max
+
+    def call(z: torch.Tensor, t: torch.Tensor, dd: torch.Tensor, a: torch.Tensor, sel=None):
+        if isolated is None:
+            return f(z, t, dd, a)
+        return f(z, t, dd, a, isolated=isolated if sel is None else isolated[sel])  # type: ignore[call-arg]
+
     z_tau = interpolate(z0, z1, tau)
-    z1_hat = f(z_tau, tau, d, actions)
+    z1_hat = call(z_tau, tau, d, actions)
     w = ramp_weight(tau)  # (B, T)
     sq = (z1_hat - z1).pow(2).flatten(2).mean(-1)  # (B, T)
     is_flow = d <= d_min + 1e-9
@@ -125,10 +134,10 @@ def shortcut_loss(
         half = db / 2
         with torch.no_grad():
             one = lambda x: x.reshape(*x.shape, 1, 1)  # noqa: E731  (B, T) -> (B, T, 1, 1)
-            b1 = (f(zb, tb, half, ab) - zb) / one(1 - tb)
+            b1 = (call(zb, tb, half, ab, rows) - zb) / one(1 - tb)
             z_mid = zb + b1 * one(half)
             t_mid = tb + half
-            b2 = (f(z_mid, t_mid, half, ab) - z_mid) / one(1 - t_mid)
+            b2 = (call(z_mid, t_mid, half, ab, rows) - z_mid) / one(1 - t_mid)
             target = (b1 + b2) / 2
         v_hat = (z1_hat[rows] - zb) / one(1 - tb)
         err = (v_hat - target).pow(2).flatten(2).mean(-1)  # (Bb, T)
@@ -194,6 +203,7 @@ def rollout(
     window: int = 16,
     generator: torch.Generator | None = None,
     context_d: float | None = None,
+    kv_cache: bool = True,
 ) -> torch.Tensor:
     """Autoregressive rollout from clean context latents with given actions.
 
@@ -206,6 +216,12 @@ def rollout(
             out, so each generated frame costs the same however long the rollout.
         generator: CPU generator for the context and sampling noise (reproducible).
         context_d: step-size label of context frames (see :func:`sample_frame`).
+        kv_cache: when ``f`` can stream (``start_stream``/``stream_step``, as
+            :class:`~worldmodel.models.dynamics.Dynamics`), cache the past frames' keys and
+            values so each sampler step runs only the new frame. Otherwise every step
+            reruns the window. Both give the same frames while ``C + horizon <= window``;
+            past it, a cached frame keeps the state it was committed with, where the
+            recomputing path re-encodes it from the frames still in the window.
 
     Returns:
         ``(B, horizon, S, Ch)`` generated clean latents.
@@ -216,6 +232,10 @@ def rollout(
         return torch.randn(x.shape, generator=generator).to(x)
 
     past = [corrupt(context[:, i], tau_ctx, noise_like(context[:, i])) for i in range(c)]
+    if kv_cache and hasattr(f, "stream_step"):
+        return _rollout_streaming(
+            f, past, actions, horizon, steps, tau_ctx, window, noise_like, context_d
+        )
     out = []
     for h in range(horizon):
         t = c + h
@@ -224,4 +244,42 @@ def rollout(
         z = sample_frame(f, ctx, tau_ctx, acts, steps, noise_like(context[:, 0]), context_d)
         out.append(z)
         past.append(corrupt(z, tau_ctx, noise_like(z)))
+    return torch.stack(out, dim=1)
+
+
+def _rollout_streaming(
+    f: Any,
+    past: list[torch.Tensor],
+    actions: torch.Tensor,
+    horizon: int,
+    steps: int,
+    tau_ctx: float,
+    window: int,
+    noise_like: Callable[[torch.Tensor], torch.Tensor],
+    context_d: float | None,
+) -> torch.Tensor:
+    """:func:`rollout` with a KV cache: the same sampler, one frame's tokens per step."""
+    c = len(past)
+    b = past[0].shape[0]
+    d = 1.0 / steps
+    label_d = d if context_d is None else context_d
+
+    def full(x: float) -> torch.Tensor:
+        return torch.full((b,), x, device=past[0].device)
+
+    stream = f.start_stream(window)
+    for i in range(max(0, c - (window - 1)), c):  # the context frames the window holds
+        f.stream_step(stream, past[i], full(tau_ctx), full(label_d), actions[:, i], commit=True)
+    out = []
+    for h in range(horizon):
+        t = c + h
+        z = noise_like(past[0])
+        tau = 0.0
+        for _ in range(steps):  # velocity recomputed from the current z at every step
+            z1_hat = f.stream_step(stream, z, full(tau), full(d), actions[:, t], commit=False)
+            z = z + (z1_hat - z) / (1 - tau) * d
+            tau += d
+        out.append(z)
+        zc = corrupt(z, tau_ctx, noise_like(z))
+        f.stream_step(stream, zc, full(tau_ctx), full(label_d), actions[:, t], commit=True)
     return torch.stack(out, dim=1)

@@ -3,12 +3,15 @@
 Pre-norm blocks with RMSNorm, rotary position embeddings (RoPE) on queries and keys,
 QK-norm, optional attention-logit soft-capping, grouped-query attention (GQA) and a
 SwiGLU feed-forward. Attention takes an optional boolean mask ``(..., Lq, Lk)`` where
-True means "may attend".
+True means "may attend", or a :class:`KVCache` for streaming: the queries then attend to
+the cached keys/values (already normalised and rotated) and to themselves, and the
+cache keeps the newest ``max_len`` positions when asked to commit them.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +55,31 @@ def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     return out.flatten(-2)
 
 
+@dataclass
+class KVCache:
+    """Keys and values ``(B, H_kv, L, Dh)`` of past positions for one attention layer.
+
+    ``commit``: whether the next forward call appends its own keys/values; the oldest are
+    dropped beyond ``max_len`` positions (a sliding window of bounded cost).
+    """
+
+    max_len: int
+    k: torch.Tensor | None = None
+    v: torch.Tensor | None = None
+    commit: bool = False
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+    def extended(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cached plus new keys/values; stores them (trimmed) when committing."""
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        if self.commit and self.max_len > 0:
+            self.k, self.v = k[:, :, -self.max_len :], v[:, :, -self.max_len :]
+        return k, v
+
+
 class Attention(nn.Module):
     """Multi-head attention with GQA, QK-norm, RoPE and optional logit soft-capping."""
 
@@ -75,6 +103,7 @@ class Attention(nn.Module):
         x: torch.Tensor,
         angles: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> torch.Tensor:
         b, n, _ = x.shape  # (B, L, D)
         q = self.q(x).view(b, n, self.heads, self.head_dim).transpose(1, 2)  # (B, H, L, Dh)
@@ -82,6 +111,13 @@ class Attention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)
         if angles is not None:
             q, k = apply_rope(q, angles), apply_rope(k, angles)
+        if cache is not None:
+            if mask is not None:
+                raise ValueError("a KVCache attends to every cached position; pass no mask")
+            past = len(cache)
+            k, v = cache.extended(k, v)
+            if n > 1:  # several new positions: causal among themselves, all past visible
+                mask = torch.ones(n, past + n, dtype=torch.bool, device=x.device).tril(past)
         if self.kv_heads != self.heads:
             rep = self.heads // self.kv_heads
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
@@ -123,7 +159,11 @@ class Block(nn.Module):
         self.ff = SwiGLU(dim)
 
     def forward(
-        self, x: torch.Tensor, angles: torch.Tensor | None = None, mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        angles: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), angles, mask)
+        x = x + self.attn(self.norm1(x), angles, mask, cache)
         return x + self.ff(self.norm2(x))

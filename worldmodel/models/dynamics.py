@@ -16,19 +16,21 @@ attention (each token slot across frames ``<= t``) every ``time_every`` layers. 
 pre-norm, RoPE (token index in space, frame index in time), QK-norm, logit
 soft-capping, SwiGLU, grouped-query attention. Time positions are relative (RoPE) and
 there are no learned per-frame queries, so a rollout can run past the longest training
-window; it slides a window of the last frames (``worldmodel.forcing.rollout``), which
-keeps the cost per generated frame bounded.
+window. Streaming (:meth:`Dynamics.start_stream`, :meth:`Dynamics.stream_step`) keeps
+a KV cache of the time-attention layers for the last ``window - 1`` committed frames:
+each sampler step then runs only the new frame's tokens, so the cost per generated frame
+is bounded and does not grow with the window (``worldmodel.forcing.rollout``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from einops import rearrange
 from torch import nn
 
-from worldmodel.models.blocks import Block, RMSNorm, rope_angles
+from worldmodel.models.blocks import Block, KVCache, RMSNorm, rope_angles
 
 PRESETS: dict[str, dict[str, int]] = {
     "tiny": {"dim": 128, "heads": 4, "kv_heads": 2, "depth": 4},
@@ -62,6 +64,14 @@ class DynamicsConfig:
     @property
     def tokens_per_frame(self) -> int:
         return self.spatial_tokens + self.registers + 2
+
+
+@dataclass
+class Stream:
+    """State of a streaming rollout: one KV cache per time layer and the next frame index."""
+
+    caches: list[KVCache] = field(default_factory=list)
+    t: int = 0
 
 
 class SignalEmbedding(nn.Module):
@@ -124,9 +134,18 @@ class Dynamics(nn.Module):
         return torch.cat([lat, reg, sig, act], dim=2)
 
     def forward(
-        self, z: torch.Tensor, tau: torch.Tensor, d: torch.Tensor, actions: torch.Tensor
+        self,
+        z: torch.Tensor,
+        tau: torch.Tensor,
+        d: torch.Tensor,
+        actions: torch.Tensor,
+        isolated: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Clean-latent prediction ``(B, T, L, C)`` for every frame of the window."""
+        """Clean-latent prediction ``(B, T, L, C)`` for every frame of the window.
+
+        ``isolated (B,)`` bool: those samples' frames see no other frame (single-frame
+        samples, DreamerV4's image prior); the others attend causally over time.
+        """
         b, t = z.shape[:2]
         cfg = self.cfg
         x = self.tokens(z, tau, d, actions)  # (B, T, N, D)
@@ -135,6 +154,10 @@ class Dynamics(nn.Module):
         space_angles = rope_angles(torch.arange(n, device=z.device), hd)
         time_angles = rope_angles(torch.arange(t, device=z.device), hd)
         causal = torch.ones(t, t, dtype=torch.bool, device=z.device).tril()
+        if isolated is not None and bool(isolated.any()):
+            eye = torch.eye(t, dtype=torch.bool, device=z.device)
+            per_sample = torch.where(isolated[:, None, None], eye, causal)  # (B, T, T)
+            causal = per_sample.repeat_interleave(n, dim=0)[:, None]  # ((B N), 1, T, T)
         for blk, is_time in zip(self.blocks, self.is_time, strict=True):
             if is_time:  # each token slot attends to itself in frames <= t
                 seq = rearrange(x, "b t n d -> (b n) t d")
@@ -143,3 +166,42 @@ class Dynamics(nn.Module):
                 x = blk(x.reshape(b * t, n, -1), space_angles).view(b, t, n, -1)
         out = self.out(self.norm(x[:, :, : cfg.spatial_tokens]))
         return rearrange(out, "b t s (p c) -> b t (s p) c", p=cfg.pack)
+
+    # -- streaming (KV cache) ---------------------------------------------------------
+    def start_stream(self, window: int) -> Stream:
+        """An empty stream whose frames see at most ``window - 1`` committed past frames."""
+        return Stream([KVCache(max_len=window - 1) for t in self.is_time if t])
+
+    def stream_step(
+        self,
+        stream: Stream,
+        z: torch.Tensor,
+        tau: torch.Tensor,
+        d: torch.Tensor,
+        action: torch.Tensor,
+        commit: bool,
+    ) -> torch.Tensor:
+        """``z1_hat (B, L, C)`` of one new frame ``z (B, L, C)`` given the committed frames.
+
+        ``tau, d (B,)``, ``action (B, A)``. With ``commit`` the frame becomes the newest
+        past frame of ``stream`` (its time-layer keys/values are cached). Equal to
+        :meth:`forward` on the committed frames plus this one, up to float rounding.
+        """
+        cfg = self.cfg
+        x = self.tokens(z[:, None], tau[:, None], d[:, None], action[:, None])[:, 0]  # (B, N, D)
+        b, n = x.shape[:2]
+        hd = cfg.dim // cfg.heads
+        space_angles = rope_angles(torch.arange(n, device=z.device), hd)
+        time_angles = rope_angles(torch.tensor([stream.t], device=z.device), hd)
+        caches = iter(stream.caches)
+        for blk, is_time in zip(self.blocks, self.is_time, strict=True):
+            if is_time:
+                cache = next(caches)
+                cache.commit = commit
+                x = blk(x.reshape(b * n, 1, -1), time_angles, cache=cache).view(b, n, -1)
+            else:
+                x = blk(x, space_angles)
+        if commit:
+            stream.t += 1
+        out = self.out(self.norm(x[:, : cfg.spatial_tokens]))
+        return rearrange(out, "b s (p c) -> b (s p) c", p=cfg.pack)
