@@ -94,7 +94,7 @@ def test_mask_fraction_statistics() -> None:
     hist = np.histogram(dropped, bins=9, range=(0, 0.9))[0] / dropped.size
     assert np.all(np.abs(hist - 1 / 9) < 0.03)  # uniform ratios
     p = tiny_params()
-    tok = p.tokenizer.model_copy(update={"mask_warmup_steps": 100})
+    tok = p.tokenizer.model_copy(update={"mask_warmup_steps": 100, "mask_max": 0.9})
     assert mask_max_at(0, tok) == 0 and mask_max_at(50, tok) == pytest.approx(0.45)
     assert mask_max_at(500, tok) == 0.9
 
