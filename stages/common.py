@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +29,15 @@ def load_or_exit(path: Path) -> Params:
     except ParamsError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from None
+
+
+def stage_main(run: Callable[[Params], Any], params_file: Path) -> None:
+    """A stage command's body: load params (exit 2 when bad), clean up on SIGTERM, run."""
+    from worldmodel.utils import install_sigterm_cleanup
+
+    params = load_or_exit(params_file)
+    install_sigterm_cleanup()
+    run(params)
 
 
 def versions() -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from stages.common import PARAMS_OPTION, err_console, load_or_exit, tracked_run
+from stages.common import PARAMS_OPTION, err_console, stage_main, tracked_run
 from worldmodel.config import Params
 
 STAGE = "evaluate"
@@ -208,11 +208,7 @@ def run(
 @app.command()
 def main(params_file: Path = PARAMS_OPTION) -> None:
     """Evaluate world-model rollouts on held-out episodes against baselines."""
-    from worldmodel.utils import install_sigterm_cleanup
-
-    params = load_or_exit(params_file)
-    install_sigterm_cleanup()
-    run(params)
+    stage_main(run, params_file)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from stages.common import PARAMS_OPTION, err_console, load_or_exit, progress_bar
+from stages.common import PARAMS_OPTION, err_console, progress_bar, stage_main
 from worldmodel.config import Params
 
 STAGE = "tokenize"
@@ -106,11 +106,7 @@ def run(
 @app.command()
 def main(params_file: Path = PARAMS_OPTION) -> None:
     """Encode every frame of every episode with the trained tokenizer."""
-    from worldmodel.utils import install_sigterm_cleanup
-
-    params = load_or_exit(params_file)
-    install_sigterm_cleanup()
-    run(params)
+    stage_main(run, params_file)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from stages.common import (
     PARAMS_OPTION,
     err_console,
     fit_tracked,
-    load_or_exit,
+    stage_main,
     tracked_run,
     write_curve,
 )
@@ -37,21 +37,16 @@ def run(
     track: bool = True,
 ) -> dict[str, Any]:
     """Train the dynamics model on train-episode windows; check rollouts on val windows."""
-    import torch
 
     from worldmodel import dynamics_training as dt
     from worldmodel.data.latents import LatentStore
     from worldmodel.models.dynamics import Dynamics
-    from worldmodel.train import Trainer, dist_info, init_distributed, resolve_device
+    from worldmodel.train import Trainer, setup_process
     from worldmodel.utils import atomic_path, file_fingerprint, fingerprint, write_json
 
     p = params.dynamics
-    if params.base.torch_threads:
-        torch.set_num_threads(params.base.torch_threads)
-    device = resolve_device(params.base.device)
-    init_distributed(device)
-    rank, world = dist_info()
-    torch.manual_seed(params.base.seed)
+    b = params.base
+    device, rank, world = setup_process(b.device, b.torch_threads, b.seed)
     store = LatentStore(latents)
     cfg = dt.dynamics_config(p, store.latent_shape, store.actions.shape[1])
     model = Dynamics(cfg)
@@ -125,11 +120,7 @@ def run(
 @app.command()
 def main(params_file: Path = PARAMS_OPTION) -> None:
     """Train the action-conditioned dynamics model with shortcut forcing."""
-    from worldmodel.utils import install_sigterm_cleanup
-
-    params = load_or_exit(params_file)
-    install_sigterm_cleanup()
-    run(params)
+    stage_main(run, params_file)
 
 
 if __name__ == "__main__":

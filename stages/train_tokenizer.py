@@ -19,7 +19,7 @@ from stages.common import (
     PARAMS_OPTION,
     err_console,
     fit_tracked,
-    load_or_exit,
+    stage_main,
     tracked_run,
     write_curve,
 )
@@ -40,22 +40,17 @@ def run(
 ) -> dict[str, Any]:
     """Train the tokenizer on the train episodes; evaluate on the val episodes."""
     import imageio.v3 as iio
-    import torch
 
     from worldmodel import tokenizer_training as tt
     from worldmodel.data.clips import FrameClips
     from worldmodel.metrics import load_lpips
     from worldmodel.models.tokenizer import Tokenizer, TokenizerObjective
-    from worldmodel.train import Trainer, dist_info, init_distributed, resolve_device
+    from worldmodel.train import Trainer, setup_process
     from worldmodel.utils import atomic_path, file_fingerprint, fingerprint, write_json
 
     p = params.tokenizer
-    if params.base.torch_threads:
-        torch.set_num_threads(params.base.torch_threads)
-    device = resolve_device(params.base.device)
-    init_distributed(device)
-    rank, world = dist_info()
-    torch.manual_seed(params.base.seed)
+    b = params.base
+    device, rank, world = setup_process(b.device, b.torch_threads, b.seed)
     train_clips = FrameClips(episodes, "train", p.clip_frames)
     val_clips = FrameClips(episodes, "val", p.clip_frames)
     cfg = tt.tokenizer_config(p, train_clips.store.image_size)
@@ -132,11 +127,7 @@ def run(
 @app.command()
 def main(params_file: Path = PARAMS_OPTION) -> None:
     """Train the masked-autoencoder video tokenizer on the collected episodes."""
-    from worldmodel.utils import install_sigterm_cleanup
-
-    params = load_or_exit(params_file)
-    install_sigterm_cleanup()
-    run(params)
+    stage_main(run, params_file)
 
 
 if __name__ == "__main__":

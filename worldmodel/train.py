@@ -154,6 +154,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def setup_process(device_name: str, threads: int, seed: int) -> tuple[torch.device, int, int]:
+    """A training process's start: CPU threads (0 = torch's default), device, process group
+    under ``torchrun``, torch seed. Returns ``(device, rank, world)``."""
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(device_name)
+    init_distributed(device)
+    torch.manual_seed(seed)
+    return (device, *dist_info())
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """``torch.save`` to a temporary name, then rename: the old file stays until the new one is whole."""
     from worldmodel.utils import atomic_path

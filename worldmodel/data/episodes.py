@@ -177,8 +177,9 @@ class EpisodeWriter:
             self.f.close()
 
 
-_REQUIRED = {
-    "frames": (np.uint8, 4),
+# Per-frame fields aligned with the frames, and the episode index: (dtype, ndim). The
+# latent store (worldmodel/data/latents.py) carries the same ones beside its latents.
+ALIGNED_FIELDS = {
     "actions": (np.float32, 2),
     "rewards": (np.float32, 1),
     "discounts": (np.float32, 1),
@@ -189,6 +190,7 @@ _REQUIRED = {
     "episodes/seed": (np.int64, 1),
     "episodes/return": (np.float32, 1),
 }
+_REQUIRED = {"frames": (np.uint8, 4), **ALIGNED_FIELDS}
 
 
 def open_h5(path: str | Path, schema: str, version: int) -> h5py.File:

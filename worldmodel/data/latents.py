@@ -28,23 +28,17 @@ from typing import Any
 import h5py
 import numpy as np
 
-from worldmodel.data.episodes import StoreError, check_fields, check_index, open_h5
+from worldmodel.data.episodes import (
+    ALIGNED_FIELDS,
+    StoreError,
+    check_fields,
+    check_index,
+    open_h5,
+)
 
 SCHEMA = "worldmodel.latents"
 SCHEMA_VERSION = 1
-_INDEX = ("start", "length", "task", "split", "seed", "return")
-_REQUIRED = {
-    "latents": (np.float32, 3),
-    "actions": (np.float32, 2),
-    "rewards": (np.float32, 1),
-    "discounts": (np.float32, 1),
-    "episodes/start": (np.int64, 1),
-    "episodes/length": (np.int64, 1),
-    "episodes/task": (np.int32, 1),
-    "episodes/split": (np.uint8, 1),
-    "episodes/seed": (np.int64, 1),
-    "episodes/return": (np.float32, 1),
-}
+_REQUIRED = {"latents": (np.float32, 3), **ALIGNED_FIELDS}
 
 
 def create_latent_file(
@@ -54,11 +48,8 @@ def create_latent_file(
     n = source["frames"].shape[0]
     f = h5py.File(path, "w")
     f.create_dataset("latents", (n, *latent_shape), np.float32, chunks=(min(256, n), *latent_shape))
-    for name in ("actions", "rewards", "discounts"):
+    for name in ALIGNED_FIELDS:  # actions, rewards, discounts and the episode index
         f.create_dataset(name, data=source[name][:])
-    g = f.create_group("episodes")
-    for name in _INDEX:
-        g.create_dataset(name, data=source[f"episodes/{name}"][:])
     f.attrs["schema"] = SCHEMA
     f.attrs["schema_version"] = SCHEMA_VERSION
     f.attrs["complete"] = False
