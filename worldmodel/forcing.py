@@ -178,16 +178,29 @@ def sample_frame(
     """
     b, t = context.shape[:2]
     d = 1.0 / steps
-    z = noise
-    tau = 0.0
     taus = torch.full((b, t + 1), context_tau, device=context.device)
     ds = torch.full((b, t + 1), d if context_d is None else context_d, device=context.device)
     ds[:, -1] = d
-    for _ in range(steps):
+
+    def predict(z: torch.Tensor, tau: float) -> torch.Tensor:
         taus[:, -1] = tau
-        seq = torch.cat([context, z[:, None]], dim=1)
-        z1_hat = f(seq, taus, ds, actions)[:, -1]
-        z = z + (z1_hat - z) / (1 - tau) * d
+        return f(torch.cat([context, z[:, None]], dim=1), taus, ds, actions)[:, -1]
+
+    return shortcut_steps(predict, noise, steps)
+
+
+def shortcut_steps(
+    predict: Callable[[torch.Tensor, float], torch.Tensor], noise: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """The K-step sampler from ``noise`` at ``tau = 0`` to clean (``tau = 1``), ``d = 1/K``.
+
+    ``predict(z, tau) -> z1_hat``. Each step recomputes the velocity from the *current*
+    ``z``: ``b = (z1_hat - z) / (1 - tau)``, ``z <- z + b d``, ``tau <- tau + d``.
+    """
+    d = 1.0 / steps
+    z, tau = noise, 0.0
+    for _ in range(steps):
+        z = z + (predict(z, tau) - z) / (1 - tau) * d
         tau += d
     return z
 
@@ -273,12 +286,11 @@ def _rollout_streaming(
     out = []
     for h in range(horizon):
         t = c + h
-        z = noise_like(past[0])
-        tau = 0.0
-        for _ in range(steps):  # velocity recomputed from the current z at every step
-            z1_hat = f.stream_step(stream, z, full(tau), full(d), actions[:, t], commit=False)
-            z = z + (z1_hat - z) / (1 - tau) * d
-            tau += d
+
+        def predict(z: torch.Tensor, tau: float, t: int = t) -> torch.Tensor:
+            return f.stream_step(stream, z, full(tau), full(d), actions[:, t], commit=False)
+
+        z = shortcut_steps(predict, noise_like(past[0]), steps)
         out.append(z)
         zc = corrupt(z, tau_ctx, noise_like(z))
         f.stream_step(stream, zc, full(tau_ctx), full(label_d), actions[:, t], commit=True)
