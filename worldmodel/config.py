@@ -89,12 +89,12 @@ class CollectParams(_Section):
             "(`wm tasks` lists them) or `synthetic-shapes` (no simulator)."
         ),
     )
-    episodes_per_task: int = Field(60, gt=0, description="Episodes recorded per task.")
+    episodes_per_task: int = Field(100, gt=0, description="Episodes recorded per task.")
     frames_per_episode: int = Field(
-        200, ge=2, description="Frames per episode, the reset frame included."
+        120, ge=2, description="Frames per episode, the reset frame included."
     )
     action_repeat: int = Field(
-        2, gt=0, description="Physics control steps per recorded frame (the action is repeated)."
+        8, gt=0, description="Physics control steps per recorded frame (the action is repeated)."
     )
     image_size: int = Field(64, ge=8, le=1024, description="Square frame side, pixels.")
     camera: int | None = Field(

@@ -1,0 +1,139 @@
+"""Dynamics budget study: the evaluate targets on held-out windows against training time.
+
+    python scripts/bench_dynamics.py                                    # params.yaml as is
+    python scripts/bench_dynamics.py --set dynamics.train.steps=4000 --eval-every 1000
+    python scripts/bench_dynamics.py --episodes /tmp/ar4/episodes.h5 --latents /tmp/ar4/latents.h5
+
+Trains the dynamics exactly as the `train_dynamics` stage would (same batches, same
+trainer) on ``--latents`` with the ``--set`` overrides applied to params.yaml, and every
+``--eval-every`` steps rolls out ``--windows`` held-out windows of ``--episodes`` (the
+evaluate stage's windows: ``evaluate.context`` true frames, then ``evaluate.horizon``
+frames with ``evaluate.steps`` sampler steps), decodes them with ``--tokenizer`` and
+prints the evaluate issue's target numbers:
+
+- ``gain_db``: mean over horizons of model PSNR minus repeat-last PSNR (target >= +1);
+- ``min_gain_h4_db``: the smallest per-horizon gain at horizon >= 4 (target >= 0);
+- ``shuffle_cost_h16_db``: true-action minus shuffled-action PSNR at the last horizon
+  (target >= 0.5), with the same sampling noise for both rollouts;
+- latent MSE at the last horizon for the model, shuffled actions and repeat-last.
+
+Nothing under ``data/`` is written and MLflow is not used. Run `dvc repro tokenize` first
+(or pass the files of another collection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_tokenizer import set_dotted  # noqa: E402
+
+from worldmodel.config import parse_params, read_yaml  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--episodes", type=Path, default=Path("data/episodes.h5"))
+    ap.add_argument("--latents", type=Path, default=Path("data/latents.h5"))
+    ap.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer/model.pt"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--windows", type=int, default=64, help="held-out windows per evaluation")
+    ap.add_argument("--out", type=Path, default=None, help="TSV of the evaluation rows")
+    args = ap.parse_args()
+
+    import torch
+
+    from worldmodel import dynamics_training as dt
+    from worldmodel.data.episodes import EpisodeStore
+    from worldmodel.data.latents import LatentStore
+    from worldmodel.evaluation import Evaluator, val_windows
+    from worldmodel.metrics import psnr
+    from worldmodel.models.dynamics import Dynamics
+    from worldmodel.tokenizer_training import load_tokenizer
+    from worldmodel.train import Trainer, setup_process
+
+    data = read_yaml(args.params)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        set_dotted(data, key, value)
+    params = parse_params(data, str(args.params))
+    p, e = params.dynamics, params.evaluate
+    device, _, _ = setup_process(params.base.device, params.base.torch_threads, params.base.seed)
+    store = LatentStore(args.latents)
+    model = Dynamics(dt.dynamics_config(p, store.latent_shape, store.actions.shape[1]))
+    trainer = Trainer(
+        dt.DynamicsObjective(model), dt.BatchMaker(store, params), dt.train_config(p),
+        None, {}, device,
+    )  # fmt: skip
+    tok, tok_meta = load_tokenizer(args.tokenizer, device)
+    episodes = EpisodeStore(args.episodes)
+    task = episodes.tasks[0]
+    w = val_windows(episodes, task, e.context + e.horizon, args.windows)
+    c, h = e.context, e.horizon
+    frames = torch.from_numpy(w.frames).float() / 255
+    target = frames[:, c:]
+    n_params = sum(x.numel() for x in model.parameters()) / 1e6
+    print(
+        f"# {' '.join(args.set) or 'params.yaml'}: {n_params:.2f}M params on {device}; "
+        f"{len(w.frames)} held-out {task} windows, C={c} H={h} K={e.steps}"
+    )
+    header = [
+        "step", "train_seconds", "gain_db", "min_gain_h4_db", "shuffle_cost_h16_db",
+        "psnr_h1", "psnr_h16", "mse_h16", "mse_shuffled_h16", "mse_repeat_h16",
+    ]  # fmt: skip
+    print("\t".join(header), flush=True)
+    rows: list[dict[str, float]] = []
+    seconds = 0.0
+    while trainer.step < p.train.steps:
+        t0 = time.perf_counter()
+        trainer.fit(stop_at=min(trainer.step + args.eval_every, p.train.steps))
+        seconds += time.perf_counter() - t0
+        ev = Evaluator(
+            tok, trainer.eval_model(), c, p.tau_ctx, p.long_seq_len,
+            int(tok_meta["params"]["tokenizer"]["clip_frames"]), device, None, params.base.seed, e.batch_size,
+        )  # fmt: skip
+        z = ev.encode(w.frames)
+        a = torch.from_numpy(w.actions).to(device)
+        shuffled = torch.roll(a, 1, dims=0)
+        shuffled[:, :c] = a[:, :c]
+        z_true = z[:, c:]
+        res = {}
+        for name, acts in (("model", a), ("shuffled", shuffled)):
+            zp = ev.roll(z, acts, h, e.steps)
+            pix = ev.decode(torch.cat([z[:, :c], zp], 1))[:, c:]
+            res[name] = (
+                psnr(pix, target).view(len(zp), h).numpy().mean(0),
+                float((zp[:, -1] - z_true[:, -1]).pow(2).mean()),
+            )
+        rep = psnr(frames[:, c - 1 : c].expand_as(target), target).view(-1, h).numpy().mean(0)
+        gain = res["model"][0] - rep
+        trainer.model.train()
+        row = {
+            "step": trainer.step,
+            "train_seconds": round(seconds, 1),
+            "gain_db": round(float(gain.mean()), 3),
+            "min_gain_h4_db": round(float(gain[3:].min()), 3),
+            "shuffle_cost_h16_db": round(float(res["model"][0][-1] - res["shuffled"][0][-1]), 3),
+            "psnr_h1": round(float(res["model"][0][0]), 2),
+            "psnr_h16": round(float(res["model"][0][-1]), 2),
+            "mse_h16": round(res["model"][1], 4),
+            "mse_shuffled_h16": round(res["shuffled"][1], 4),
+            "mse_repeat_h16": round(float((z[:, c - 1] - z_true[:, -1]).pow(2).mean()), 4),
+        }
+        rows.append(row)
+        print("\t".join(str(row[k]) for k in header), flush=True)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["\t".join(header)] + ["\t".join(str(r[k]) for k in header) for r in rows]
+        args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
