@@ -147,6 +147,8 @@ def run(
             "sampler_k4_minus_kmax_psnr_db": round(
                 k4[f"psnr_h{h_last}"] - kmax[f"psnr_h{h_last}"], 3
             ),
+            "sampler_k4_sharpness": k4[f"sharpness_h{e.sweep_horizon}"],
+            "sampler_kmax_sharpness": kmax[f"sharpness_h{e.sweep_horizon}"],
             "fps_k4_batched": k4["fps_batched"],
             "fps_kmax_batched": kmax["fps_batched"],
             "fps_k4_batch1": k4["fps_batch1"],

@@ -142,6 +142,7 @@ def test_outputs_per_task_and_overall(pipeline: tuple[Path, dict]) -> None:
         assert key in o and o[key] is not None, key
     assert o["lpips_h1"] is None or isinstance(o["lpips_h1"], float)
     assert [r["k"] for r in saved["sampler_sweep"]] == [1, 2, 4]
+    assert all(r["sharpness_h4"] > 0 for r in saved["sampler_sweep"])
     rows = (d / "rollout.tsv").read_text().splitlines()
     header = rows[0].split("\t")
     assert header[0] == "horizon" and len(rows) == 1 + 12  # extended horizon

@@ -6,7 +6,9 @@ import math
 
 import torch
 
-from worldmodel.metrics import psnr, ssim
+import torch.nn.functional as F
+
+from worldmodel.metrics import high_frequency_energy, psnr, ssim
 
 
 def test_psnr_of_known_error() -> None:
@@ -28,3 +30,15 @@ def test_ssim_identical_is_one_and_noise_lowers_it() -> None:
     assert torch.allclose(ssim(x, x), torch.ones(3), atol=1e-5)
     assert (ssim(torch.rand_like(x), x) < 0.2).all()
     assert ssim(x.movedim(-1, 1), x.movedim(-1, 1), channels_last=False).min() > 0.9999
+
+
+def test_high_frequency_energy_known_values_and_blur() -> None:
+    flat = torch.full((1, 8, 8, 3), 0.3)
+    assert high_frequency_energy(flat).item() == 0.0
+    stripes = torch.zeros(1, 8, 8, 3)
+    stripes[:, :, ::2] = 1.0  # every horizontal neighbour differs by 1, vertical by 0
+    assert abs(high_frequency_energy(stripes).item() - 1.0) < 1e-6
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    blurred = F.avg_pool2d(x, 3, stride=1, padding=1)
+    e = high_frequency_energy(x, channels_last=False)
+    assert (high_frequency_energy(blurred, channels_last=False) < 0.5 * e).all()

@@ -27,7 +27,7 @@ import torch
 
 from worldmodel.data.episodes import EpisodeStore
 from worldmodel.forcing import corrupt, rollout, sample_frame
-from worldmodel.metrics import LPIPS, psnr, ssim
+from worldmodel.metrics import LPIPS, high_frequency_energy, psnr, ssim
 from worldmodel.models.dynamics import Dynamics
 from worldmodel.models.tokenizer import Tokenizer
 from worldmodel.tokenizer_training import decode_latents, encode_episode
@@ -211,7 +211,8 @@ class Evaluator:
         return result
 
     def sweep(self, w: Windows, horizon: int, ks: list[int], at: list[int]) -> list[dict[str, Any]]:
-        """Sampler sweep: PSNR at horizons ``at`` and generated frames/s (batch 1 and batched) per K."""
+        """Sampler sweep per K: PSNR at horizons ``at``, generated frames/s (batch 1 and
+        batched), and the last frame's sharpness relative to the ground truth."""
         frames = torch.from_numpy(w.frames).float() / 255
         z = self.encode(w.frames)
         a = torch.from_numpy(w.actions).to(self.device)
@@ -224,13 +225,15 @@ class Evaluator:
             self.roll(z[:1], a[:1], horizon, k)
             single = horizon / (time.perf_counter() - t0)
             pix = self.decode(torch.cat([z[:, : self.c], zp], 1))[:, self.c :]
-            p = (
-                psnr(pix, frames[:, self.c : self.c + horizon])
-                .view(len(zp), horizon)
-                .numpy()
-                .mean(0)
-            )
+            truth = frames[:, self.c : self.c + horizon]
+            p = psnr(pix, truth).view(len(zp), horizon).numpy().mean(0)
             row = {"k": k, "fps_batch1": round(single, 2), "fps_batched": round(batched, 2)}
             row.update({f"psnr_h{h}": float(p[h - 1]) for h in at if h <= horizon})
+            # sharpness of the last frame relative to the truth's (1 = as sharp): PSNR
+            # falls as K grows when samples get sharper, not only when they get worse
+            sharp = high_frequency_energy(pix[:, -1]).sum() / high_frequency_energy(
+                truth[:, -1]
+            ).sum().clamp_min(1e-12)
+            row[f"sharpness_h{horizon}"] = round(float(sharp), 4)
             rows.append(row)
         return rows

@@ -1,4 +1,4 @@
-"""Image quality metrics: PSNR, SSIM, and LPIPS through the real ``lpips`` package.
+"""Image quality metrics: PSNR, SSIM, LPIPS through the real ``lpips`` package, sharpness.
 
 All take float images ``(..., 3, H, W)`` or ``(..., H, W, 3)`` (``channels_last=True``) in
 ``[0, 1]`` and return one value per image.
@@ -63,6 +63,20 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, channels_last: bool = True) -
     num = (2 * mu_p * mu_t + c1) * (2 * s_pt + c2)
     den = (mu_p**2 + mu_t**2 + c1) * (s_pp + s_tt + c2)
     return (num / den).flatten(1).mean(1)
+
+
+def high_frequency_energy(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    """Mean squared difference between neighbouring pixels (both axes) per image.
+
+    A sharpness measure that needs no reference: blurring lowers it. Beside PSNR, which
+    rewards predicting the blurry conditional mean, the ratio of a prediction's energy to
+    the ground truth's (1 = as sharp) tells a sharp-but-misplaced sample from a blurry
+    average.
+    """
+    v = _to_nchw(x, channels_last)
+    dy = (v[..., 1:, :] - v[..., :-1, :]).pow(2).flatten(1).mean(1)
+    dx = (v[..., :, 1:] - v[..., :, :-1]).pow(2).flatten(1).mean(1)
+    return dy + dx
 
 
 def backbone_path(net: str) -> Path:
