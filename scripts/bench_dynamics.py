@@ -15,7 +15,9 @@ prints the evaluate issue's target numbers:
 - ``min_gain_h4_db``: the smallest per-horizon gain at horizon >= 4 (target >= 0);
 - ``shuffle_cost_h16_db``: true-action minus shuffled-action PSNR at the last horizon
   (target >= 0.5), with the same sampling noise for both rollouts;
-- latent MSE at the last horizon for the model, shuffled actions and repeat-last.
+- latent MSE at the last horizon for the model, shuffled actions and repeat-last;
+- with ``--sweep``, after training: PSNR and sharpness (high-frequency energy over the
+  ground truth's) of the last horizon's frame for K = 1, ``evaluate.steps`` and k_max.
 
 Nothing under ``data/`` is written and MLflow is not used. Run `dvc repro tokenize` first
 (or pass the files of another collection).
@@ -27,8 +29,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_tokenizer import set_dotted  # noqa: E402
@@ -46,6 +46,10 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--windows", type=int, default=64, help="held-out windows per evaluation")
     ap.add_argument("--out", type=Path, default=None, help="TSV of the evaluation rows")
+    ap.add_argument(
+        "--sweep", action="store_true",
+        help="after training, PSNR and sharpness at the last horizon for K = 1, 4 and k_max",
+    )  # fmt: skip
     args = ap.parse_args()
 
     import torch
@@ -54,7 +58,7 @@ def main() -> None:
     from worldmodel.data.episodes import EpisodeStore
     from worldmodel.data.latents import LatentStore
     from worldmodel.evaluation import Evaluator, val_windows
-    from worldmodel.metrics import psnr
+    from worldmodel.metrics import high_frequency_energy, psnr
     from worldmodel.models.dynamics import Dynamics
     from worldmodel.tokenizer_training import load_tokenizer
     from worldmodel.train import Trainer, setup_process
@@ -129,6 +133,19 @@ def main() -> None:
         }
         rows.append(row)
         print("\t".join(str(row[k]) for k in header), flush=True)
+    if args.sweep:
+        ks = sorted({1, e.steps, p.k_max})
+        print("K\tpsnr_h16\tsharpness_h16\tseconds")
+        for k in ks:
+            t0 = time.perf_counter()
+            zp = ev.roll(z, a, h, k)
+            took = time.perf_counter() - t0
+            pix = ev.decode(torch.cat([z[:, :c], zp], 1))[:, c:]
+            last = float(psnr(pix[:, -1], target[:, -1]).mean())
+            sharp = float(
+                high_frequency_energy(pix[:, -1]).sum() / high_frequency_energy(target[:, -1]).sum()
+            )
+            print(f"{k}\t{last:.2f}\t{sharp:.3f}\t{took:.1f}", flush=True)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         lines = ["\t".join(header)] + ["\t".join(str(r[k]) for k in header) for r in rows]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-
 import torch.nn.functional as F
 
 from worldmodel.metrics import high_frequency_energy, psnr, ssim
