@@ -13,7 +13,7 @@ prints the evaluate issue's target numbers:
 
 - ``gain_db``: mean over horizons of model PSNR minus repeat-last PSNR (target >= +1);
 - ``min_gain_h4_db``: the smallest per-horizon gain at horizon >= 4 (target >= 0);
-- ``shuffle_cost_h16_db``: true-action minus shuffled-action PSNR at the last horizon
+- ``shuffle_cost_h{H}_db``: true-action minus shuffled-action PSNR at the last horizon
   (target >= 0.5), with the same sampling noise for both rollouts;
 - latent MSE at the last horizon for the model, shuffled actions and repeat-last;
 - with ``--sweep``, after training: PSNR and sharpness (high-frequency energy over the
@@ -89,8 +89,8 @@ def main() -> None:
         f"{len(w.frames)} held-out {task} windows, C={c} H={h} K={e.steps}"
     )
     header = [
-        "step", "train_seconds", "gain_db", "min_gain_h4_db", "shuffle_cost_h16_db",
-        "psnr_h1", "psnr_h16", "mse_h16", "mse_shuffled_h16", "mse_repeat_h16",
+        "step", "train_seconds", "gain_db", "min_gain_h4_db", f"shuffle_cost_h{h}_db",
+        "psnr_h1", f"psnr_h{h}", f"mse_h{h}", f"mse_shuffled_h{h}", f"mse_repeat_h{h}",
     ]  # fmt: skip
     print("\t".join(header), flush=True)
     rows: list[dict[str, float]] = []
@@ -124,18 +124,18 @@ def main() -> None:
             "train_seconds": round(seconds, 1),
             "gain_db": round(float(gain.mean()), 3),
             "min_gain_h4_db": round(float(gain[3:].min()), 3),
-            "shuffle_cost_h16_db": round(float(res["model"][0][-1] - res["shuffled"][0][-1]), 3),
+            f"shuffle_cost_h{h}_db": round(float(res["model"][0][-1] - res["shuffled"][0][-1]), 3),
             "psnr_h1": round(float(res["model"][0][0]), 2),
-            "psnr_h16": round(float(res["model"][0][-1]), 2),
-            "mse_h16": round(res["model"][1], 4),
-            "mse_shuffled_h16": round(res["shuffled"][1], 4),
-            "mse_repeat_h16": round(float((z[:, c - 1] - z_true[:, -1]).pow(2).mean()), 4),
+            f"psnr_h{h}": round(float(res["model"][0][-1]), 2),
+            f"mse_h{h}": round(res["model"][1], 4),
+            f"mse_shuffled_h{h}": round(res["shuffled"][1], 4),
+            f"mse_repeat_h{h}": round(float((z[:, c - 1] - z_true[:, -1]).pow(2).mean()), 4),
         }
         rows.append(row)
         print("\t".join(str(row[k]) for k in header), flush=True)
     if args.sweep:
         ks = sorted({1, e.steps, p.k_max})
-        print("K\tpsnr_h16\tsharpness_h16\tseconds")
+        print(f"K\tpsnr_h{h}\tsharpness_h{h}\tseconds")
         for k in ks:
             t0 = time.perf_counter()
             zp = ev.roll(z, a, h, k)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from tests.conftest import tiny_params
 from worldmodel.config import parse_params
@@ -74,6 +75,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     ).model_dump()
     data.update(TINY)
     params = parse_params(data)
+    (d / "params.yaml").write_text(yaml.safe_dump(data))  # for the benchmark scripts
     collect.run(params, d / "episodes.h5", d / "collect.json", track=False)
     train_tokenizer.run(
         params,
@@ -202,3 +204,33 @@ def test_baselines_are_scored_on_the_same_windows() -> None:
     np.testing.assert_allclose(scores["repeat_last"]["psnr"], rep, rtol=1e-5)
     assert all(v["psnr"].shape == (3, 4) for v in scores.values())
     assert (scores["tokenizer_ceiling"]["latent_mse"] == 0).all()
+
+
+def test_bench_dynamics_reports_the_targets(
+    pipeline: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """scripts/bench_dynamics.py trains as the stage does and prints the evaluate targets."""
+    import importlib.util
+    import sys
+
+    d, _ = pipeline
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_dynamics.py"
+    spec = importlib.util.spec_from_file_location("bench_dynamics", script)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = ["--params", str(d / "params.yaml"), "--episodes", str(d / "episodes.h5")]
+    args += ["--latents", str(d / "latents.h5"), "--tokenizer", str(d / "tok" / "model.pt")]
+    args += ["--set", "dynamics.train.steps=10", "--eval-every", "5", "--windows", "3"]
+    monkeypatch.setattr(sys, "argv", ["bench_dynamics.py", *args, "--sweep"])
+    bench.main()
+    lines = [ln.split("\t") for ln in capsys.readouterr().out.splitlines()]
+    header = next(ln for ln in lines if ln[0] == "step")
+    assert "shuffle_cost_h4_db" in header  # named after evaluate.horizon
+    rows = [dict(zip(header, ln, strict=True)) for ln in lines if ln[0] in ("5", "10")]
+    assert [r["step"] for r in rows] == ["5", "10"]
+    for r in rows:
+        values = [float(r[k]) for k in header]
+        assert np.isfinite(values).all()
+    sweep = lines[lines.index(["K", "psnr_h4", "sharpness_h4", "seconds"]) + 1 :]
+    assert [ln[0] for ln in sweep] == ["1", "2", "4"]  # 1, evaluate.steps = 2, k_max = 4
