@@ -1,10 +1,12 @@
 """Benchmark collection speed on this machine.
 
     python scripts/bench_collect.py [--task cartpole-swingup] [--size 64] [--frames 400]
+                                    [--action-repeat N] [--episodes 20] [--length N]
 
 Prints frames/s of (1) dm_control's default ``physics.render`` (a new camera per call,
 shadows and reflections on), (2) this project's reused camera with those flags off, and
-(3) the whole collector with 1 and 2 worker processes.
+(3) the whole collector with 1 and 2 worker processes, at the default params'
+``action_repeat`` and ``frames_per_episode`` unless given.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from pathlib import Path
 
 from worldmodel.collect import collect
-from worldmodel.config import parse_params
+from worldmodel.config import CollectParams, parse_params
 from worldmodel.envs.dmc import configure_headless
 
 
@@ -42,13 +44,16 @@ def render_fps(task: str, size: int, frames: int) -> tuple[float, float]:
     return default, fast
 
 
-def collect_fps(task: str, size: int, workers: int, episodes: int, length: int) -> float:
+def collect_fps(
+    task: str, size: int, workers: int, episodes: int, length: int, action_repeat: int
+) -> float:
     params = parse_params(
         {
             "collect": {
                 "tasks": [task],
                 "episodes_per_task": episodes,
                 "frames_per_episode": length,
+                "action_repeat": action_repeat,
                 "image_size": size,
                 "workers": workers,
             }
@@ -67,8 +72,10 @@ def main() -> None:
     ap.add_argument("--task", default="cartpole-swingup")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--frames", type=int, default=400)
+    defaults = CollectParams()
     ap.add_argument("--episodes", type=int, default=20)
-    ap.add_argument("--length", type=int, default=200)
+    ap.add_argument("--length", type=int, default=defaults.frames_per_episode)
+    ap.add_argument("--action-repeat", type=int, default=defaults.action_repeat)
     args = ap.parse_args()
     default, fast = render_fps(args.task, args.size, args.frames)
     print(f"render only, {args.task} {args.size}x{args.size}, {args.frames} frames:")
@@ -77,10 +84,11 @@ def main() -> None:
         f"  reused Camera, shadows+reflections off:     {fast:8.1f} frames/s  ({fast / default:.1f}x)"
     )
     print(
-        f"collector (physics + render + policy + HDF5 write), {args.episodes}x{args.length} frames:"
+        f"collector (physics + render + policy + HDF5 write), {args.episodes}x{args.length} "
+        f"frames, action_repeat {args.action_repeat}:"
     )
     for w in (1, 2):
-        fps = collect_fps(args.task, args.size, w, args.episodes, args.length)
+        fps = collect_fps(args.task, args.size, w, args.episodes, args.length, args.action_repeat)
         print(f"  {w} worker(s): {fps:8.1f} frames/s")
     print(f"(CPU cores available: {len(os.sched_getaffinity(0))})")
 

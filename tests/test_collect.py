@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, tiny_params
+from tests.conftest import REPO, load_script, tiny_params
 from worldmodel.collect import collect, make_jobs
 from worldmodel.data.episodes import EpisodeStore
 
@@ -175,3 +175,14 @@ def test_metrics_json_written_by_stage(tmp_path: Path) -> None:
     run(tiny_params(), tmp_path / "e.h5", tmp_path / "m.json", track=False)
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["episodes"] == 4 and m["tasks"]["synthetic-shapes"]["episodes"] == 4
+
+
+def test_bench_collect_runs_at_the_default_action_repeat() -> None:
+    """scripts/bench_collect.py's collector timing works at the default params' frames and
+    action repeat (a fixed 200 frames broke when the default became action_repeat 8)."""
+    bench = load_script("bench_collect")
+    from worldmodel.config import CollectParams
+
+    c = CollectParams()
+    fps = bench.collect_fps("cartpole-swingup", 32, 1, 1, c.frames_per_episode, c.action_repeat)
+    assert fps > 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import tiny_params
+from tests.conftest import load_script, tiny_params
 from worldmodel.config import parse_params
 from worldmodel.data.episodes import EpisodeStore
 from worldmodel.evaluation import val_windows
@@ -210,15 +210,10 @@ def test_bench_dynamics_reports_the_targets(
     pipeline: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     """scripts/bench_dynamics.py trains as the stage does and prints the evaluate targets."""
-    import importlib.util
     import sys
 
     d, _ = pipeline
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_dynamics.py"
-    spec = importlib.util.spec_from_file_location("bench_dynamics", script)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_dynamics")
     args = ["--params", str(d / "params.yaml"), "--episodes", str(d / "episodes.h5")]
     args += ["--latents", str(d / "latents.h5"), "--tokenizer", str(d / "tok" / "model.pt")]
     args += ["--set", "dynamics.train.steps=10", "--eval-every", "5", "--windows", "3"]
