@@ -229,3 +229,25 @@ def test_bench_dynamics_reports_the_targets(
         assert np.isfinite(values).all()
     sweep = lines[lines.index(["K", "psnr_h4", "sharpness_h4", "seconds"]) + 1 :]
     assert [ln[0] for ln in sweep] == ["1", "2", "4"]  # 1, evaluate.steps = 2, k_max = 4
+
+
+def test_bench_tokenizer_and_action_effect_run(
+    pipeline: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The other benchmark scripts the README quotes still run on the current params."""
+    import sys
+
+    d, _ = pipeline
+    args = ["--params", str(d / "params.yaml"), "--episodes", str(d / "episodes.h5")]
+    args += ["--set", "tokenizer.train.steps=4", "--eval-every", "2", "--eval-clips", "4"]
+    monkeypatch.setattr(sys, "argv", ["bench_tokenizer.py", *args])
+    load_script("bench_tokenizer").main()
+    rows = [ln.split("\t") for ln in capsys.readouterr().out.splitlines() if ln[:1].isdigit()]
+    assert [r[0] for r in rows] == ["2", "4"] and all(len(r) == 5 for r in rows)
+
+    args = ["--params", str(d / "params.yaml"), "--task", "cartpole-swingup"]
+    monkeypatch.setattr(sys, "argv", ["bench_action_effect.py", *args, "--trials", "1"])
+    load_script("bench_action_effect").main()
+    out = capsys.readouterr().out.splitlines()
+    psnrs = [float(ln.split("\t")[1]) for ln in out[out.index("horizon\tpsnr_db") + 1 :]]
+    assert len(psnrs) == 16 and np.isfinite(psnrs).all()
