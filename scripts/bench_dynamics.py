@@ -31,9 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_tokenizer import set_dotted  # noqa: E402
-
-from worldmodel.config import parse_params, read_yaml  # noqa: E402
+from bench_common import Table, params_with_overrides  # noqa: E402
 
 
 def main() -> None:
@@ -58,16 +56,12 @@ def main() -> None:
     from worldmodel.data.episodes import EpisodeStore
     from worldmodel.data.latents import LatentStore
     from worldmodel.evaluation import Evaluator, val_windows
-    from worldmodel.metrics import high_frequency_energy, psnr
+    from worldmodel.metrics import psnr, sharpness_ratio
     from worldmodel.models.dynamics import Dynamics
     from worldmodel.tokenizer_training import load_tokenizer
     from worldmodel.train import Trainer, setup_process
 
-    data = read_yaml(args.params)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        set_dotted(data, key, value)
-    params = parse_params(data, str(args.params))
+    params = params_with_overrides(args.params, args.set)
     p, e = params.dynamics, params.evaluate
     device, _, _ = setup_process(params.base.device, params.base.torch_threads, params.base.seed)
     store = LatentStore(args.latents)
@@ -88,26 +82,27 @@ def main() -> None:
         f"# {' '.join(args.set) or 'params.yaml'}: {n_params:.2f}M params on {device}; "
         f"{len(w.frames)} held-out {task} windows, C={c} H={h} K={e.steps}"
     )
-    header = [
+    table = Table([
         "step", "train_seconds", "gain_db", "min_gain_h4_db", f"shuffle_cost_h{h}_db",
         "psnr_h1", f"psnr_h{h}", f"mse_h{h}", f"mse_shuffled_h{h}", f"mse_repeat_h{h}",
-    ]  # fmt: skip
-    print("\t".join(header), flush=True)
-    rows: list[dict[str, float]] = []
+    ])  # fmt: skip
+    # the tokenizer and the windows are fixed: encode them and score the baseline once
+    ev = Evaluator(
+        tok, trainer.eval_model(), c, p.tau_ctx, p.long_seq_len,
+        int(tok_meta["params"]["tokenizer"]["clip_frames"]), device, None, params.base.seed, e.batch_size,
+    )  # fmt: skip
+    z = ev.encode(w.frames)
+    z_true = z[:, c:]
+    a = torch.from_numpy(w.actions).to(device)
+    shuffled = torch.roll(a, 1, dims=0)
+    shuffled[:, :c] = a[:, :c]
+    rep = psnr(frames[:, c - 1 : c].expand_as(target), target).view(-1, h).numpy().mean(0)
+    rep_mse = round(float((z[:, c - 1] - z_true[:, -1]).pow(2).mean()), 4)
     seconds = 0.0
     while trainer.step < p.train.steps:
         t0 = time.perf_counter()
         trainer.fit(stop_at=min(trainer.step + args.eval_every, p.train.steps))
         seconds += time.perf_counter() - t0
-        ev = Evaluator(
-            tok, trainer.eval_model(), c, p.tau_ctx, p.long_seq_len,
-            int(tok_meta["params"]["tokenizer"]["clip_frames"]), device, None, params.base.seed, e.batch_size,
-        )  # fmt: skip
-        z = ev.encode(w.frames)
-        a = torch.from_numpy(w.actions).to(device)
-        shuffled = torch.roll(a, 1, dims=0)
-        shuffled[:, :c] = a[:, :c]
-        z_true = z[:, c:]
         res = {}
         for name, acts in (("model", a), ("shuffled", shuffled)):
             zp = ev.roll(z, acts, h, e.steps)
@@ -116,7 +111,6 @@ def main() -> None:
                 psnr(pix, target).view(len(zp), h).numpy().mean(0),
                 float((zp[:, -1] - z_true[:, -1]).pow(2).mean()),
             )
-        rep = psnr(frames[:, c - 1 : c].expand_as(target), target).view(-1, h).numpy().mean(0)
         gain = res["model"][0] - rep
         trainer.model.train()
         row = {
@@ -129,10 +123,9 @@ def main() -> None:
             f"psnr_h{h}": round(float(res["model"][0][-1]), 2),
             f"mse_h{h}": round(res["model"][1], 4),
             f"mse_shuffled_h{h}": round(res["shuffled"][1], 4),
-            f"mse_repeat_h{h}": round(float((z[:, c - 1] - z_true[:, -1]).pow(2).mean()), 4),
+            f"mse_repeat_h{h}": rep_mse,
         }
-        rows.append(row)
-        print("\t".join(str(row[k]) for k in header), flush=True)
+        table.add(row)
     if args.sweep:
         ks = sorted({1, e.steps, p.k_max})
         print(f"K\tpsnr_h{h}\tsharpness_h{h}\tseconds")
@@ -142,14 +135,10 @@ def main() -> None:
             took = time.perf_counter() - t0
             pix = ev.decode(torch.cat([z[:, :c], zp], 1))[:, c:]
             last = float(psnr(pix[:, -1], target[:, -1]).mean())
-            sharp = float(
-                high_frequency_energy(pix[:, -1]).sum() / high_frequency_energy(target[:, -1]).sum()
-            )
+            sharp = sharpness_ratio(pix[:, -1], target[:, -1])
             print(f"{k}\t{last:.2f}\t{sharp:.3f}\t{took:.1f}", flush=True)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        lines = ["\t".join(header)] + ["\t".join(str(r[k]) for k in header) for r in rows]
-        args.out.write_text("\n".join(lines) + "\n")
+        table.write(args.out)
 
 
 if __name__ == "__main__":

@@ -15,20 +15,12 @@ is written, and MLflow is not used.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-import yaml
-
-from worldmodel.config import parse_params, read_yaml
-
-
-def set_dotted(data: dict, key: str, value: str) -> None:
-    node = data
-    *path, last = key.split(".")
-    for part in path:
-        node = node.setdefault(part, {})
-    node[last] = yaml.safe_load(value)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import Table, params_with_overrides  # noqa: E402
 
 
 def main() -> None:
@@ -41,23 +33,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="TSV of the evaluation rows")
     args = ap.parse_args()
 
-    import torch
-
     from worldmodel import tokenizer_training as tt
     from worldmodel.data.clips import FrameClips
     from worldmodel.models.tokenizer import Tokenizer, TokenizerObjective
-    from worldmodel.train import Trainer, resolve_device
+    from worldmodel.train import Trainer, setup_process
 
-    data = read_yaml(args.params)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        set_dotted(data, key, value)
-    params = parse_params(data, str(args.params))
+    params = params_with_overrides(args.params, args.set)
     p = params.tokenizer
-    if params.base.torch_threads:
-        torch.set_num_threads(params.base.torch_threads)
-    device = resolve_device(params.base.device)
-    torch.manual_seed(params.base.seed)
+    device, _, _ = setup_process(params.base.device, params.base.torch_threads, params.base.seed)
     train = FrameClips(args.episodes, "train", p.clip_frames)
     val = FrameClips(args.episodes, "val", p.clip_frames)
     cfg = tt.tokenizer_config(p, train.store.image_size)
@@ -72,9 +55,7 @@ def main() -> None:
     )
     n_params = sum(x.numel() for x in model.parameters()) / 1e6
     print(f"# {' '.join(args.set) or 'params.yaml'}: {n_params:.2f}M params on {device}")
-    rows: list[dict[str, float]] = []
-    header = ["step", "train_seconds", "psnr", "ssim", "collapse_score"]
-    print("\t".join(header), flush=True)
+    table = Table(["step", "train_seconds", "psnr", "ssim", "collapse_score"])
     seconds = 0.0
     while trainer.step < p.train.steps:
         t0 = time.perf_counter()
@@ -84,12 +65,9 @@ def main() -> None:
         trainer.model.train()
         row = {"step": trainer.step, "train_seconds": round(seconds, 1)}
         row.update({k: round(m[k], 4) for k in ("psnr", "ssim", "collapse_score")})
-        rows.append(row)
-        print("\t".join(str(row[h]) for h in header), flush=True)
+        table.add(row)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        lines = ["\t".join(header)] + ["\t".join(str(r[h]) for h in header) for r in rows]
-        args.out.write_text("\n".join(lines) + "\n")
+        table.write(args.out)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import torch
 
 from worldmodel.data.episodes import EpisodeStore
 from worldmodel.forcing import corrupt, rollout, sample_frame
-from worldmodel.metrics import LPIPS, high_frequency_energy, psnr, ssim
+from worldmodel.metrics import LPIPS, psnr, sharpness_ratio, ssim
 from worldmodel.models.dynamics import Dynamics
 from worldmodel.models.tokenizer import Tokenizer
 from worldmodel.tokenizer_training import decode_latents, encode_episode
@@ -231,9 +231,6 @@ class Evaluator:
             row.update({f"psnr_h{h}": float(p[h - 1]) for h in at if h <= horizon})
             # sharpness of the last frame relative to the truth's (1 = as sharp): PSNR
             # falls as K grows when samples get sharper, not only when they get worse
-            sharp = high_frequency_energy(pix[:, -1]).sum() / high_frequency_energy(
-                truth[:, -1]
-            ).sum().clamp_min(1e-12)
-            row[f"sharpness_h{horizon}"] = round(float(sharp), 4)
+            row[f"sharpness_h{horizon}"] = round(sharpness_ratio(pix[:, -1], truth[:, -1]), 4)
             rows.append(row)
         return rows

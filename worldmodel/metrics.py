@@ -79,6 +79,12 @@ def high_frequency_energy(x: torch.Tensor, channels_last: bool = True) -> torch.
     return dy + dx
 
 
+def sharpness_ratio(pred: torch.Tensor, target: torch.Tensor, channels_last: bool = True) -> float:
+    """High-frequency energy of the predictions over the targets' (1 = as sharp), pooled."""
+    num = high_frequency_energy(pred, channels_last).sum()
+    return float(num / high_frequency_energy(target, channels_last).sum().clamp_min(1e-12))
+
+
 def backbone_path(net: str) -> Path:
     """Where torch hub keeps the backbone weights LPIPS(``net``) needs."""
     return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net][0]
