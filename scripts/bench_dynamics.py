@@ -19,6 +19,9 @@ prints the evaluate issue's target numbers:
 - with ``--sweep``, after training: PSNR and sharpness (high-frequency energy over the
   ground truth's) of the last horizon's frame for K = 1, ``evaluate.steps`` and k_max.
 
+SIGNAL-LEVEL CONVENTION: ``tau = 1`` is clean, ``tau = 0`` pure noise (worldmodel/forcing.py);
+context frames are corrupted to ``dynamics.tau_ctx`` as in the evaluate stage.
+
 Nothing under ``data/`` is written and MLflow is not used. Run `dvc repro tokenize` first
 (or pass the files of another collection).
 """
