@@ -7,14 +7,14 @@
 Trains the dynamics exactly as the `train_dynamics` stage would (same batches, same
 trainer) on ``--latents`` with the ``--set`` overrides applied to params.yaml, and every
 ``--eval-every`` steps rolls out ``--windows`` held-out windows of ``--episodes`` (the
-evaluate stage's windows: ``evaluate.context`` true frames, then ``evaluate.horizon``
+evaluate stage's held-out windows: ``evaluate.context`` true frames, then ``evaluate.horizon``
 frames with ``evaluate.steps`` sampler steps), decodes them with ``--tokenizer`` and
-prints the evaluate issue's target numbers:
+prints the evaluate stage's headline numbers (computed by the same code):
 
-- ``gain_db``: mean over horizons of model PSNR minus repeat-last PSNR (target >= +1);
-- ``min_gain_h4_db``: the smallest per-horizon gain at horizon >= 4 (target >= 0);
+- ``gain_db``: mean over horizons of model PSNR minus repeat-last PSNR;
+- ``min_gain_h4_db``: the smallest per-horizon gain at horizon >= 4;
 - ``shuffle_cost_h{H}_db``: true-action minus shuffled-action PSNR at the last horizon
-  (target >= 0.5), with the same sampling noise for both rollouts;
+  with the same sampling noise for both rollouts;
 - latent MSE at the last horizon for the model, shuffled actions and repeat-last;
 - with ``--sweep``, after training: PSNR and sharpness (high-frequency energy over the
   ground truth's) of the last horizon's frame for K = 1, ``evaluate.steps`` and k_max.
@@ -55,14 +55,18 @@ def main() -> None:
 
     import torch
 
-    from worldmodel import dynamics_training as dt
+    from worldmodel.checkpoints import ModelMeta, load_model
     from worldmodel.data.episodes import EpisodeStore
     from worldmodel.data.latents import LatentStore
-    from worldmodel.evaluation import Evaluator, val_windows
+    from worldmodel.data.windows import heldout_windows
+    from worldmodel.evaluation import Evaluator
+    from worldmodel.evaluation.summary import action_and_gain
     from worldmodel.metrics import psnr, sharpness_ratio
     from worldmodel.models.dynamics import Dynamics
-    from worldmodel.tokenizer_training import load_tokenizer
-    from worldmodel.train import Trainer, setup_process
+    from worldmodel.models.tokenizer import Tokenizer
+    from worldmodel.runtime import setup_process
+    from worldmodel.training import dynamics as dt
+    from worldmodel.training.trainer import Trainer
 
     params = params_with_overrides(args.params, args.set)
     p, e = params.dynamics, params.evaluate
@@ -70,13 +74,13 @@ def main() -> None:
     store = LatentStore(args.latents)
     model = Dynamics(dt.dynamics_config(p, store.latent_shape, store.actions.shape[1]))
     trainer = Trainer(
-        dt.DynamicsObjective(model), dt.BatchMaker(store, params), dt.train_config(p),
-        None, {}, device,
+        dt.DynamicsObjective(model), dt.DynamicsBatches(store, params), p.train,
+        None, ModelMeta("bench_dynamics", {}), device,
     )  # fmt: skip
-    tok, tok_meta = load_tokenizer(args.tokenizer, device)
+    tok, tok_meta = load_model(args.tokenizer, Tokenizer, device)
     episodes = EpisodeStore(args.episodes)
     task = episodes.tasks[0]
-    w = val_windows(episodes, task, e.context + e.horizon, args.windows)
+    w = heldout_windows(episodes, task, e.context + e.horizon, args.windows)
     c, h = e.context, e.horizon
     frames = torch.from_numpy(w.frames).float() / 255
     target = frames[:, c:]
@@ -92,40 +96,39 @@ def main() -> None:
     # the tokenizer and the windows are fixed: encode them and score the baseline once
     ev = Evaluator(
         tok, trainer.eval_model(), c, p.tau_ctx, p.long_seq_len,
-        int(tok_meta["params"]["tokenizer"]["clip_frames"]), device, None, params.base.seed, e.batch_size,
+        tok_meta.params.tokenizer.clip_frames, device, None, params.base.seed, e.batch_size,
     )  # fmt: skip
     z = ev.encode(w.frames)
     z_true = z[:, c:]
     a = torch.from_numpy(w.actions).to(device)
     shuffled = torch.roll(a, 1, dims=0)
     shuffled[:, :c] = a[:, :c]
-    rep = psnr(frames[:, c - 1 : c].expand_as(target), target).view(-1, h).numpy().mean(0)
+    rep = psnr(frames[:, c - 1 : c].expand_as(target), target).view(-1, h).numpy()
     rep_mse = round(float((z[:, c - 1] - z_true[:, -1]).pow(2).mean()), 4)
     seconds = 0.0
     while trainer.step < p.train.steps:
         t0 = time.perf_counter()
         trainer.fit(stop_at=min(trainer.step + args.eval_every, p.train.steps))
         seconds += time.perf_counter() - t0
-        res = {}
-        for name, acts in (("model", a), ("shuffled", shuffled)):
+        scores, mse = {"repeat_last": {"psnr": rep}}, {}
+        for name, acts in (("model", a), ("shuffled_actions", shuffled)):
             zp = ev.roll(z, acts, h, e.steps)
             pix = ev.decode(torch.cat([z[:, :c], zp], 1))[:, c:]
-            res[name] = (
-                psnr(pix, target).view(len(zp), h).numpy().mean(0),
-                float((zp[:, -1] - z_true[:, -1]).pow(2).mean()),
-            )
-        gain = res["model"][0] - rep
+            scores[name] = {"psnr": psnr(pix, target).view(len(zp), h).numpy()}
+            mse[name] = float((zp[:, -1] - z_true[:, -1]).pow(2).mean())
+        headline = action_and_gain(scores, h)  # the evaluate stage's own definitions
+        model_psnr = scores["model"]["psnr"].mean(0)
         trainer.model.train()
         row = {
             "step": trainer.step,
             "train_seconds": round(seconds, 1),
-            "gain_db": round(float(gain.mean()), 3),
-            "min_gain_h4_db": round(float(gain[3:].min()), 3),
-            f"shuffle_cost_h{h}_db": round(float(res["model"][0][-1] - res["shuffled"][0][-1]), 3),
-            "psnr_h1": round(float(res["model"][0][0]), 2),
-            f"psnr_h{h}": round(float(res["model"][0][-1]), 2),
-            f"mse_h{h}": round(res["model"][1], 4),
-            f"mse_shuffled_h{h}": round(res["shuffled"][1], 4),
+            "gain_db": headline["gain_over_repeat_last_db"],
+            "min_gain_h4_db": headline["min_gain_h4_plus_db"],
+            f"shuffle_cost_h{h}_db": headline["action_sensitivity_db"],
+            "psnr_h1": round(float(model_psnr[0]), 2),
+            f"psnr_h{h}": round(float(model_psnr[-1]), 2),
+            f"mse_h{h}": round(mse["model"], 4),
+            f"mse_shuffled_h{h}": round(mse["shuffled_actions"], 4),
             f"mse_repeat_h{h}": rep_mse,
         }
         table.add(row)

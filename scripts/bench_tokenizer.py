@@ -33,10 +33,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="TSV of the evaluation rows")
     args = ap.parse_args()
 
-    from worldmodel import tokenizer_training as tt
-    from worldmodel.data.clips import FrameClips
-    from worldmodel.models.tokenizer import Tokenizer, TokenizerObjective
-    from worldmodel.train import Trainer, setup_process
+    from worldmodel.checkpoints import ModelMeta
+    from worldmodel.data.windows import FrameClips
+    from worldmodel.models.tokenizer import Tokenizer
+    from worldmodel.runtime import setup_process
+    from worldmodel.training import tokenizer as tt
+    from worldmodel.training.trainer import Trainer
 
     params = params_with_overrides(args.params, args.set)
     p = params.tokenizer
@@ -46,11 +48,11 @@ def main() -> None:
     cfg = tt.tokenizer_config(p, train.store.image_size)
     model = Tokenizer(cfg)
     trainer = Trainer(
-        TokenizerObjective(model, None),  # LPIPS term off: speed of the MSE objective
-        tt.BatchMaker(train, params, cfg.num_patches),
-        tt.train_config(p),
+        tt.TokenizerObjective(model, None),  # LPIPS term off: speed of the MSE objective
+        tt.TokenizerBatches(train, params, cfg.num_patches),
+        p.train,
         None,
-        {},
+        ModelMeta("bench_tokenizer", {}),
         device,
     )
     n_params = sum(x.numel() for x in model.parameters()) / 1e6
@@ -61,7 +63,7 @@ def main() -> None:
         t0 = time.perf_counter()
         trainer.fit(stop_at=min(trainer.step + args.eval_every, p.train.steps))
         seconds += time.perf_counter() - t0
-        m = tt.evaluate(trainer.eval_model(), val, args.eval_clips, device, None)
+        m = tt.evaluate_reconstruction(trainer.eval_model(), val, args.eval_clips, device, None)
         trainer.model.train()
         row = {"step": trainer.step, "train_seconds": round(seconds, 1)}
         row.update({k: round(m[k], 4) for k in ("psnr", "ssim", "collapse_score")})

@@ -18,7 +18,8 @@ from stages import evaluate as evaluate_stage
 from stages import tokenize as tokenize_stage
 from stages import train_dynamics as train_dynamics_stage
 from stages import train_tokenizer as train_tokenizer_stage
-from stages.common import PARAMS_OPTION, err_console, load_or_exit
+from stages.common import PARAMS_OPTION, load_or_exit
+from worldmodel.progress import console as err_console
 
 app = typer.Typer(
     add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__

@@ -11,16 +11,11 @@ from pathlib import Path
 
 import typer
 
-from stages.common import (
-    PARAMS_OPTION,
-    err_console,
-    load_or_exit,
-    progress_bar,
-    versions,
-)
+from stages.common import PARAMS_OPTION, stage_main, tracked_run
 from worldmodel.collect import CollectResult, collect
 from worldmodel.config import Params
-from worldmodel.utils import install_sigterm_cleanup, write_json
+from worldmodel.progress import console, progress_bar
+from worldmodel.utils import package_versions, write_json
 
 STAGE = "collect"
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -35,30 +30,29 @@ def run(
     """Record episodes, write the store and metrics, log the run to MLflow."""
     c = params.collect
     total = len(c.tasks) * c.episodes_per_task
-    err_console.print(
+    console.print(
         f"collect: {total} episodes x {c.frames_per_episode} frames of {', '.join(c.tasks)} "
         f"at {c.image_size}px with {c.workers} worker(s) -> {out}"
     )
-    t0 = time.perf_counter()
-    with progress_bar("collect", total, "frames/s") as update:
-        result = collect(
-            params,
-            out,
-            versions=versions(),
-            on_episode=lambda done, _, frames: update(done, frames / (time.perf_counter() - t0)),
-        )
-    write_json(metrics, result.metrics)
-    if track:
-        from worldmodel.tracking import stage_run
-        from worldmodel.viz import contact_sheet
+    with tracked_run(track, STAGE, params, ("base", "collect")) as tracker:
+        t0 = time.perf_counter()
+        with progress_bar("collect", total, "frames/s") as update:
+            result = collect(
+                params,
+                out,
+                versions=package_versions(),
+                on_episode=lambda done, _, n: update(done, n / (time.perf_counter() - t0)),
+            )
+        write_json(metrics, result.metrics)
+        if tracker is not None:
+            from worldmodel.viz import contact_sheet
 
-        with stage_run(STAGE, params, ("base", "collect")) as tracker:
             tracker.log_metrics(result.metrics)
             sheet = contact_sheet(result.samples, out.parent / ".collect_samples.png")
             tracker.log_artifact(sheet, "samples")
             sheet.unlink()
     m = result.metrics
-    err_console.print(
+    console.print(
         f"collect: wrote {m['episodes']} episodes, {m['frames']} frames in {m['seconds']} s "
         f"({m['frames_per_s']} frames/s)"
     )
@@ -72,13 +66,7 @@ def main(
     metrics: Path = typer.Option(Path("metrics/collect.json"), help="Metrics JSON to write."),
 ) -> None:
     """Record DMC episodes to an HDF5 episode store."""
-    params = load_or_exit(params_file)
-    install_sigterm_cleanup()
-    try:
-        run(params, out, metrics)
-    except ValueError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    stage_main(lambda params: run(params, out, metrics), params_file, expected=(ValueError,))
 
 
 if __name__ == "__main__":

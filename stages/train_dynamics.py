@@ -4,6 +4,7 @@
     torchrun --nproc_per_node 2 -m stages.train_dynamics      # several processes / GPUs
 
 Signal level convention: tau = 1 is clean, tau = 0 is pure noise (worldmodel/forcing.py).
+A killed run resumes from ``data/.resume/train_dynamics.pt`` when rerun.
 """
 
 from __future__ import annotations
@@ -13,17 +14,11 @@ from typing import Any
 
 import typer
 
-from stages.common import (
-    PARAMS_OPTION,
-    err_console,
-    fit_tracked,
-    stage_main,
-    tracked_run,
-    write_curve,
-)
+from stages.common import PARAMS_OPTION, stage_main, tracked_run
 from worldmodel.config import Params
 
 STAGE = "train_dynamics"
+SECTIONS = ("base", "dynamics")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -37,83 +32,44 @@ def run(
     track: bool = True,
 ) -> dict[str, Any]:
     """Train the dynamics model on train-episode windows; check rollouts on val windows."""
-
-    from worldmodel import dynamics_training as dt
     from worldmodel.data.latents import LatentStore
     from worldmodel.models.dynamics import Dynamics
-    from worldmodel.train import Trainer, setup_process
-    from worldmodel.utils import atomic_path, file_fingerprint, fingerprint, write_json
+    from worldmodel.progress import console
+    from worldmodel.runtime import launch_rank, setup_process
+    from worldmodel.training import dynamics as dt
+    from worldmodel.training.stage import TrainingOutputs, fit_and_save, training_meta
+    from worldmodel.training.trainer import Trainer
 
-    p = params.dynamics
-    b = params.base
-    device, rank, world = setup_process(b.device, b.torch_threads, b.seed)
-    store = LatentStore(latents)
-    cfg = dt.dynamics_config(p, store.latent_shape, store.actions.shape[1])
-    model = Dynamics(cfg)
-    val_windows = dt.LatentWindows(store, "val", p.eval_context + 8, p.seq_len)
-    sections = params.model_dump(include={"base", "dynamics"})
-    data_id = file_fingerprint(latents)
-    meta = {
-        "stage": STAGE,
-        "params": sections,
-        "latents": data_id,
-        "tokenizer": store.tokenizer_meta.get("fingerprint"),
-        "fingerprint": fingerprint(sections, data_id, world),
-    }
-    result: dict[str, Any] = {}
-    with tracked_run(track and rank == 0, STAGE, params, ("base", "dynamics")) as tracker:
+    p, b = params.dynamics, params.base
+    with tracked_run(track and launch_rank() == 0, STAGE, params, SECTIONS) as tracker:
+        device, rank, world = setup_process(b.device, b.torch_threads, b.seed)
+        store = LatentStore(latents)
+        model = Dynamics(dt.dynamics_config(p, store.latent_shape, store.actions.shape[1]))
+        val_windows = dt.rollout_check_windows(store, p)
+        tokenizer_id = store.tokenizer_meta.get("fingerprint")
+        meta = training_meta(
+            STAGE, params, SECTIONS, ("latents", latents), world, tokenizer=tokenizer_id
+        )
         trainer = Trainer(
             dt.DynamicsObjective(model),
-            dt.BatchMaker(store, params),
-            dt.train_config(p),
+            dt.DynamicsBatches(store, params),
+            p.train,
             resume,
             meta,
             device,
-            periodic_eval=(
-                p.eval_every,
-                lambda m: dt.rollout_eval(m, val_windows, p, device, params.base.seed),
-            ),
-        )
-        n_params = sum(x.numel() for x in model.parameters())
-        seconds = fit_tracked(
-            STAGE,
-            trainer,
-            tracker,
-            f"{p.size} ({n_params / 1e6:.2f}M params) on {device} x{world}, {p.train.steps} steps of "
-            f"{p.train.batch_size} x {p.seq_len} frames (every {p.long_every}th: "
-            f"{p.long_batch_size} x {p.long_seq_len})",
-        )
-        if rank != 0:
-            return result
-        final = trainer.eval_model()
-        check = dt.rollout_eval(final, val_windows, p, device, params.base.seed)
-
-        def last(key: str) -> float | None:
-            vals = [r[key] for r in trainer.curve if key in r]
-            return vals[-1] if vals else None
-
-        result = {
-            "final_loss_shortcut": last("loss/shortcut"),
-            "final_loss_flow": last("part/flow"),
-            "final_loss_bootstrap": last("part/bootstrap"),
-            "val_rollout_latent_mse": check["val/rollout_latent_mse"],
-            "val_repeat_last_latent_mse": check["val/repeat_last_latent_mse"],
-            "train_seconds": round(seconds, 1),
-            "train_steps_per_s": round(p.train.steps / max(seconds, 1e-9), 3),
-            "params_millions": round(n_params / 1e6, 3),
-        }
-        with atomic_path(out_dir) as tmp:
-            tmp.mkdir()
-            dt.save_dynamics(tmp / dt.MODEL_FILE, final, meta)
-        write_curve(curve, trainer.curve)
-        write_json(metrics, result)
-        if tracker is not None:
-            tracker.log_metrics(result, trainer.step)
-        resume.unlink(missing_ok=True)
-    err_console.print(
-        f"{STAGE}: val rollout latent MSE {result['val_rollout_latent_mse']:.4f} vs repeat-last "
-        f"{result['val_repeat_last_latent_mse']:.4f}; {seconds:.0f} s"
-    )
+            periodic_eval=(p.eval_every, lambda m: dt.rollout_check(m, val_windows, p, device, b.seed)),
+        )  # fmt: skip
+        result = fit_and_save(
+            STAGE, trainer, tracker,
+            f"{p.size}, {p.train.steps} steps of {p.train.batch_size} x {p.seq_len} frames "
+            f"(every {p.long_every}th: {p.long_batch_size} x {p.long_seq_len})",
+            TrainingOutputs(out_dir, metrics, curve, resume),
+            lambda final: dt.final_check(final, val_windows, p, device, b.seed),
+            {"final_loss_shortcut": "loss/shortcut", "final_loss_flow": "part/flow",
+             "final_loss_bootstrap": "part/bootstrap"},
+        )  # fmt: skip
+    if result:
+        console.print(f"{STAGE}: {dt.result_line(result)}")
     return result
 
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: tiny params, a tracking store per session, a synthetic episode store."""
+"""Shared fixtures: tiny params, a tracking store per session, a synthetic episode store.
+
+The tiny configuration has one source, ``presets/tiny.yaml`` (the same preset CI and the
+DVC tests apply); :func:`tiny_params` shrinks its collection further for unit tests.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from worldmodel.config import Params, parse_params
+from worldmodel.config import PRESETS_DIR, Params, parse_params, read_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,23 +28,20 @@ def load_script(name: str) -> ModuleType:
 
 
 def tiny_params(**collect) -> Params:
-    """Params for a seconds-long synthetic collection; override collect keys by keyword."""
-    c = {
-        "tasks": ["synthetic-shapes"],
-        "episodes_per_task": 4,
-        "frames_per_episode": 12,
-        "action_repeat": 1,
-        "image_size": 32,
-        "workers": 1,
-        "val_fraction": 0.25,
-    }
-    c.update(collect)
-    return parse_params({"base": {"seed": 0}, "collect": c})
+    """``presets/tiny.yaml`` with a seconds-long synthetic collection (4 episodes x 12
+    frames at 32 px, one worker); override collect keys by keyword."""
+    data = read_yaml(PRESETS_DIR / "tiny.yaml")
+    data["collect"].update(
+        {"episodes_per_task": 4, "frames_per_episode": 12, "val_fraction": 0.25, **collect}
+    )
+    return parse_params(data, "presets/tiny.yaml (tests)")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _tracking_store(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Send MLflow runs of the whole session to a throwaway sqlite store."""
+    """Send MLflow runs of the whole session to a throwaway sqlite store (artifacts beside
+    it), and keep LPIPS from trying to download its backbone: tests run offline."""
+    os.environ["WM_LPIPS_NO_DOWNLOAD"] = "1"
     if "WM_TEST_KEEP_TRACKING_URI" not in os.environ:
         db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{db}"

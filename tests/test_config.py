@@ -98,10 +98,10 @@ def test_every_preset_builds_its_models(tmp_path: Path, name: str) -> None:
     """Model sizes, patch grid, latent grid and packing of each preset fit together."""
     import torch
 
-    from worldmodel.dynamics_training import dynamics_config
     from worldmodel.models.dynamics import Dynamics
     from worldmodel.models.tokenizer import Tokenizer
-    from worldmodel.tokenizer_training import tokenizer_config
+    from worldmodel.training.dynamics import dynamics_config
+    from worldmodel.training.tokenizer import tokenizer_config
 
     target = tmp_path / "params.yaml"
     target.write_text((REPO / "params.yaml").read_text())

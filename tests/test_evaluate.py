@@ -10,54 +10,8 @@ import pytest
 import yaml
 
 from tests.conftest import load_script, tiny_params
-from worldmodel.config import parse_params
 from worldmodel.data.episodes import EpisodeStore
-from worldmodel.evaluation import val_windows
-
-TINY = {
-    "tokenizer": {
-        "patch_size": 8,
-        "latent_tokens": 4,
-        "latent_dim": 4,
-        "eval_clips": 8,
-        "train": {
-            "steps": 20,
-            "batch_size": 8,
-            "log_every": 5,
-            "checkpoint_every": 100,
-            "warmup_steps": 5,
-        },
-    },
-    "dynamics": {
-        "seq_len": 4,
-        "long_seq_len": 6,
-        "long_every": 3,
-        "long_batch_size": 4,
-        "stride": 2,
-        "k_max": 4,
-        "eval_every": 10,
-        "eval_windows": 2,
-        "eval_context": 2,
-        "train": {
-            "steps": 20,
-            "batch_size": 4,
-            "log_every": 5,
-            "checkpoint_every": 100,
-            "warmup_steps": 5,
-        },
-    },
-    "evaluate": {
-        "context": 2,
-        "horizon": 4,
-        "extended_horizon": 12,
-        "windows": 4,
-        "steps": 2,
-        "sweep_horizon": 4,
-        "sweep_at": [1, 4],
-        "gifs": 1,
-        "batch_size": 2,
-    },
-}
+from worldmodel.data.windows import PixelWindows, heldout_windows
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +20,10 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     from stages import collect, evaluate, tokenize, train_dynamics, train_tokenizer
 
     d = tmp_path_factory.mktemp("pipeline")
-    data = tiny_params(
-        tasks=["synthetic-shapes", "cartpole-swingup"],
-        episodes_per_task=4,
-        frames_per_episode=20,
-        image_size=32,
-        val_fraction=0.5,
-    ).model_dump()
-    data.update(TINY)
-    params = parse_params(data)
+    params = tiny_params(
+        tasks=["synthetic-shapes", "cartpole-swingup"], frames_per_episode=20, val_fraction=0.5
+    )
+    data = params.model_dump()
     (d / "params.yaml").write_text(yaml.safe_dump(data))  # for the benchmark scripts
     collect.run(params, d / "episodes.h5", d / "collect.json", track=False)
     train_tokenizer.run(
@@ -111,12 +60,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return d, result
 
 
+@pytest.mark.slow
 def test_windows_come_only_from_validation_episodes(pipeline: tuple[Path, dict]) -> None:
     d, _ = pipeline
     with EpisodeStore(d / "episodes.h5") as store:
         val = set(store.episode_ids("val").tolist())
         for task in store.tasks:
-            w = val_windows(store, task, 14, 10)
+            w = heldout_windows(store, task, 14, 10)
             assert set(w.episodes.tolist()) <= val
             assert set(w.episodes.tolist()).isdisjoint(store.episode_ids("train").tolist())
             for frames, e, s in zip(w.frames, w.episodes, w.starts, strict=True):
@@ -125,6 +75,7 @@ def test_windows_come_only_from_validation_episodes(pipeline: tuple[Path, dict])
                 )
 
 
+@pytest.mark.slow
 def test_outputs_per_task_and_overall(pipeline: tuple[Path, dict]) -> None:
     d, result = pipeline
     saved = json.loads((d / "eval.json").read_text())
@@ -159,7 +110,7 @@ def test_baselines_are_scored_on_the_same_windows() -> None:
     """repeat-last and the ceiling computed by the evaluator equal direct computations."""
     import torch
 
-    from worldmodel.evaluation import Evaluator, Windows
+    from worldmodel.evaluation import Evaluator
     from worldmodel.metrics import psnr
     from worldmodel.models.dynamics import Dynamics, DynamicsConfig
     from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig
@@ -190,7 +141,7 @@ def test_baselines_are_scored_on_the_same_windows() -> None:
         )
     ).eval()
     rng = np.random.default_rng(0)
-    w = Windows(
+    w = PixelWindows(
         "t",
         (rng.random((3, 7, 16, 16, 3)) * 255).astype(np.uint8),
         rng.standard_normal((3, 7, 2)).astype(np.float32),
@@ -206,6 +157,7 @@ def test_baselines_are_scored_on_the_same_windows() -> None:
     assert (scores["tokenizer_ceiling"]["latent_mse"] == 0).all()
 
 
+@pytest.mark.slow
 def test_bench_dynamics_reports_the_targets(
     pipeline: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -231,6 +183,7 @@ def test_bench_dynamics_reports_the_targets(
     assert [ln[0] for ln in sweep] == ["1", "2", "4"]  # 1, evaluate.steps = 2, k_max = 4
 
 
+@pytest.mark.slow
 def test_bench_tokenizer_and_action_effect_run(
     pipeline: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:

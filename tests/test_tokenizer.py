@@ -1,4 +1,4 @@
-"""The tokenizer: block-causal masks, bottleneck, MAE masks, save/load, learning, no collapse."""
+"""The tokenizer: block-causal masks, bottleneck, MAE masks, encoding, learning, no collapse."""
 
 from __future__ import annotations
 
@@ -9,16 +9,10 @@ import pytest
 import torch
 
 from tests.conftest import tiny_params
+from worldmodel.codec import encode_episode
 from worldmodel.config import parse_params
 from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig, block_causal_masks
-from worldmodel.tokenizer_training import (
-    encode_episode,
-    load_tokenizer,
-    mask_max_at,
-    random_keep,
-    save_tokenizer,
-)
-from worldmodel.train import CheckpointMismatch
+from worldmodel.training.tokenizer import mask_max_at, random_keep
 
 CFG = TokenizerConfig(
     image_size=16,
@@ -99,37 +93,10 @@ def test_mask_fraction_statistics() -> None:
     assert mask_max_at(500, tok) == 0.9
 
 
-def test_save_load_identical_outputs(tmp_path: Path) -> None:
-    m = _model()
-    save_tokenizer(tmp_path / "t.pt", m, {"params": {"tokenizer": {"clip_frames": 2}}})
-    m2, meta = load_tokenizer(tmp_path / "t.pt")
-    x = torch.rand(2, 2, 16, 16, 3)
-    with torch.no_grad():
-        assert torch.equal(m(x), m2(x))
-    assert meta["params"]["tokenizer"]["clip_frames"] == 2
-
-
-def test_checkpoint_of_other_config_refused(tmp_path: Path) -> None:
-    m = _model()
-    save_tokenizer(tmp_path / "t.pt", m, {})
-    blob = torch.load(tmp_path / "t.pt", weights_only=False)
-    blob["config"]["dim"] = 64  # a different architecture under the same weights
-    torch.save(blob, tmp_path / "t.pt")
-    with pytest.raises(CheckpointMismatch, match="does not fit this model.*shape mismatches"):
-        load_tokenizer(tmp_path / "t.pt")
-    blob["config"]["no_such_field"] = 1
-    torch.save(blob, tmp_path / "t.pt")
-    with pytest.raises(CheckpointMismatch, match="config does not match"):
-        load_tokenizer(tmp_path / "t.pt")
-    torch.save({"kind": "dynamics"}, tmp_path / "t.pt")
-    with pytest.raises(CheckpointMismatch, match="not a tokenizer"):
-        load_tokenizer(tmp_path / "t.pt")
-
-
 def test_encode_episode_matches_windows() -> None:
     m = _model()
     frames = (np.random.default_rng(0).random((7, 16, 16, 3)) * 255).astype(np.uint8)
-    z = encode_episode(m, frames, context=3, device=torch.device("cpu"), batch=2)
+    z = encode_episode(m, frames, clip_frames=3, device=torch.device("cpu"), batch=2)
     x = torch.from_numpy(frames).float() / 255
     with torch.no_grad():
         assert torch.allclose(torch.from_numpy(z[0]), m.encode(x[None, :1])[0, 0], atol=1e-5)

@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from tests.conftest import REPO
-from worldmodel.train import (
+from worldmodel.checkpoints import ModelMeta
+from worldmodel.config import TrainParams
+from worldmodel.training.trainer import (
     HardExamples,
     LossNormalizer,
-    TrainConfig,
     Trainer,
     TrainingDiverged,
     lr_at,
@@ -64,7 +65,7 @@ def toy_batches(step: int, rank: int = 0, world: int = 1) -> ToyBatch:
     return ToyBatch(x[rank * n : (rank + 1) * n], y[rank * n : (rank + 1) * n])
 
 
-CFG = TrainConfig(
+CFG = TrainParams(
     steps=40,
     batch_size=8,
     lr=1e-2,
@@ -76,13 +77,13 @@ CFG = TrainConfig(
 )
 
 
-def _trainer(tmp_path: Path, cfg: TrainConfig = CFG, **kw) -> Trainer:
+def _trainer(tmp_path: Path, cfg: TrainParams = CFG, **kw) -> Trainer:
     return Trainer(
         ToyObjective(**kw),
         toy_batches,
         cfg,
         tmp_path / "ck.pt",
-        {"fingerprint": "x"},
+        ModelMeta("toy", {}, fingerprint="x"),
         torch.device("cpu"),
     )
 
@@ -110,7 +111,7 @@ def test_resume_ignores_other_fingerprint(tmp_path: Path) -> None:
         toy_batches,
         CFG,
         tmp_path / "ck.pt",
-        {"fingerprint": "y"},
+        ModelMeta("toy", {}, fingerprint="y"),
         torch.device("cpu"),
     )
     assert not other.try_resume() and other.step == 0
@@ -147,7 +148,7 @@ def test_loss_normaliser_balances_scales() -> None:
 
 
 def test_lr_schedule() -> None:
-    cfg = TrainConfig(steps=100, batch_size=1, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    cfg = TrainParams(steps=100, batch_size=1, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
     assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
     assert lr_at(100, cfg) == pytest.approx(0.1)
     assert lr_at(55, cfg) == pytest.approx(0.55)
@@ -157,9 +158,11 @@ DDP_SCRIPT = r"""
 import sys, torch
 sys.path.insert(0, {repo!r})
 from tests.test_train import ToyObjective, toy_batches, CFG
-from worldmodel.train import Trainer, init_distributed
+from worldmodel.checkpoints import ModelMeta
+from worldmodel.runtime import init_distributed
+from worldmodel.training.trainer import Trainer
 init_distributed(torch.device("cpu"))
-t = Trainer(ToyObjective(), toy_batches, CFG, None, {{}}, torch.device("cpu"))
+t = Trainer(ToyObjective(), toy_batches, CFG, None, ModelMeta("toy", {{}}), torch.device("cpu"))
 t.fit()
 if t.rank == 0:
     torch.save(t.model.state_dict(), {out!r})
@@ -174,7 +177,9 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
-    single = Trainer(ToyObjective(), toy_batches, CFG, None, {}, torch.device("cpu"))
+    single = Trainer(
+        ToyObjective(), toy_batches, CFG, None, ModelMeta("toy", {}), torch.device("cpu")
+    )
     single.fit()
     script = tmp_path / "ddp.py"
     out = tmp_path / "ddp.pt"

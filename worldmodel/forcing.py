@@ -1,6 +1,6 @@
 """Flow matching, diffusion forcing and shortcut forcing, apart from the network.
 
-SIGNAL-LEVEL CONVENTION (fixed, DreamerV4 paper; see ../shared/DESIGN.md):
+SIGNAL-LEVEL CONVENTION (fixed, DreamerV4 paper; see docs/forcing.md):
 ``tau`` is the *signal level*: ``tau = 1`` is clean data, ``tau = 0`` pure noise, and
 ``z_tau = (1 - tau) * z0 + tau * z1`` with ``z0 ~ N(0, I)`` and ``z1`` clean. The network
 predicts the clean latent (x-prediction): ``z1_hat = f(z_tau, tau, d, actions)``. The
@@ -104,7 +104,7 @@ def shortcut_loss(
     k_max: int,
     isolated: torch.Tensor | None = None,
 ) -> ShortcutTerms:
-    """Flow loss on ``d == d_min`` frames and bootstrap loss on the others (DESIGN.md).
+    """Flow loss on ``d == d_min`` frames and bootstrap loss on the others (docs/forcing.md).
 
     Shapes: ``z1, z0 (B, T, S, C)``; ``tau, d (B, T)``; ``actions (B, T, A)``. Teacher
     passes (two half steps of the same network, no gradient) run only on samples that

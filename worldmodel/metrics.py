@@ -1,4 +1,5 @@
-"""Image quality metrics: PSNR, SSIM, LPIPS through the real ``lpips`` package, sharpness.
+"""Image quality metrics: PSNR, SSIM, LPIPS through the real ``lpips`` package, sharpness,
+collapse.
 
 All take float images ``(..., 3, H, W)`` or ``(..., H, W, 3)`` (``channels_last=True``) in
 ``[0, 1]`` and return one value per image.
@@ -16,6 +17,7 @@ import logging
 import os
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +85,15 @@ def sharpness_ratio(pred: torch.Tensor, target: torch.Tensor, channels_last: boo
     """High-frequency energy of the predictions over the targets' (1 = as sharp), pooled."""
     num = high_frequency_energy(pred, channels_last).sum()
     return float(num / high_frequency_energy(target, channels_last).sum().clamp_min(1e-12))
+
+
+def collapse_score(recon: Any, target: Any) -> float:
+    """Spread of reconstructions across samples over the spread of the inputs (1 = faithful).
+
+    Per pixel standard deviation over the batch, averaged; a tokenizer that outputs the
+    mean image for every input scores 0.
+    """
+    return float(recon.std(axis=0).mean() / max(target.std(axis=0).mean(), 1e-8))
 
 
 def backbone_path(net: str) -> Path:

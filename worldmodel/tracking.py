@@ -1,7 +1,8 @@
 """MLflow tracking: one run per stage execution.
 
 Store: ``$MLFLOW_TRACKING_URI`` when set (e.g. a real ``mlflow server``), otherwise
-``sqlite:///<project root>/mlflow.db`` (gitignored). Experiment: ``$MLFLOW_EXPERIMENT_NAME``
+``sqlite:///<project root>/mlflow.db`` (gitignored), with artifacts in ``mlartifacts/``
+beside the database. Experiment: ``$MLFLOW_EXPERIMENT_NAME``
 or ``worldmodel``. Every run is tagged with the git commit (and whether the tree was
 dirty), the DVC stage (``$DVC_STAGE``, set by DVC, else the stage's own name) and the DVC
 experiment (``$DVC_EXP_NAME``, set by ``dvc exp run``), so the runs of one experiment are
@@ -34,6 +35,18 @@ _FLUSH_SECONDS = 15.0  # so a live run shows progress in the UI
 def tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI`` or the project's sqlite store."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: ``mlartifacts/`` beside a sqlite store.
+
+    MLflow's default is ``./mlruns`` under the *current* directory, which scatters
+    artifacts wherever a stage happens to run. A server (``http://...``) decides itself
+    (None).
+    """
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+    return None
 
 
 def git_state(cwd: str | Path | None = None) -> tuple[str, bool]:
@@ -139,11 +152,16 @@ def stage_run(stage: str, params: Any, sections: tuple[str, ...] = ()) -> Iterat
     from mlflow import MlflowClient
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
     experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", "worldmodel")
     client = MlflowClient()
     exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+    exp_id = (
+        exp.experiment_id
+        if exp is not None
+        else client.create_experiment(experiment, artifact_location=artifact_location(uri))
+    )
     tags = run_tags(stage)
     name = f"{tags['dvc_exp_name']}/{stage}" if tags["dvc_exp_name"] else stage
     run = client.create_run(exp_id, run_name=name, tags=tags)

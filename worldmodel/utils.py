@@ -1,4 +1,5 @@
-"""Small shared helpers: seeds derived from names, atomic file writes, project root."""
+"""Small shared helpers: seeds derived from names, atomic file writes (JSON, TSV),
+fingerprints, package versions, project root."""
 
 from __future__ import annotations
 
@@ -92,6 +93,39 @@ def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically, sorted and indented so diffs stay readable."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def write_tsv(
+    path: str | Path, rows: list[dict[str, Any]], columns: list[str], digits: int | None = None
+) -> None:
+    """Write ``rows`` as TSV (header ``columns``), atomically, for `dvc plots`.
+
+    Values print with ``digits`` significant digits when given (``str`` otherwise); a
+    missing or None value is an empty cell.
+    """
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return ""
+        return f"{v:.{digits}g}" if digits is not None else str(v)
+
+    lines = ["\t".join(columns)] + ["\t".join(cell(r.get(c)) for c in columns) for r in rows]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape the data, for artifact attributes."""
+    import sys
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("worldmodel", "numpy", "h5py", "torch", "dm_control", "mujoco"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
 
 
 def _json_default(obj: Any) -> Any:

@@ -60,12 +60,13 @@ def rollout_media(
     sweep: list[dict[str, Any]],
     windows: list[tuple[str, Any, dict[str, Any]]],
     context: int,
+    horizon: int,
     n_media: int,
-    methods: tuple[str, ...],
 ) -> None:
     """PSNR-vs-horizon and sampler-sweep PNGs, and per task a few GIFs and strips.
 
-    Strips: rows truth (context + future) | model (context + rollout) | repeat-last.
+    ``rows``: per-horizon rows with ``psnr/<method>`` and ``psnr_ci95/<method>`` columns.
+    Strips: rows truth | model | repeat-last, ``context`` frames then ``horizon`` more.
     GIFs: truth | model | repeat-last side by side over the whole window.
     """
     import matplotlib
@@ -74,6 +75,7 @@ def rollout_media(
     import matplotlib.pyplot as plt
 
     h = [r["horizon"] for r in rows]
+    methods = [k.split("/", 1)[1] for k in rows[0] if k.startswith("psnr/")]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for m in methods:
         y = np.array([r[f"psnr/{m}"] for r in rows])
@@ -109,9 +111,8 @@ def rollout_media(
             repeat = truth.copy()
             repeat[context:] = truth[context - 1]
             name = f"{task}_window{i}"
-            strip = frame_grid(
-                [truth[: context + 16], model[: context + 16], repeat[: context + 16]]
-            )
+            shown = context + horizon
+            strip = frame_grid([truth[:shown], model[:shown], repeat[:shown]])
             import imageio.v3 as iio
 
             iio.imwrite(out / f"{name}_strip.png", strip)

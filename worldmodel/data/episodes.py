@@ -1,31 +1,13 @@
 """The episode store: pixel episodes in one HDF5 file (``data/episodes.h5``).
 
-Schema ``worldmodel.episodes``, version 1. ``N`` frames in ``E`` episodes, stored
-back to back; ``A`` the largest action dimension over the tasks (smaller ones are
-zero-padded; ``attrs["action_dims"]`` gives each task's own).
-
-=========================  ==================  =============================================
-dataset                    dtype, shape        meaning
-=========================  ==================  =============================================
-``frames``                 uint8 (N, H, W, 3)  RGB frames; chunks of (16, H, W, 3), gzip 4
-``actions``                float32 (N, A)      action that led *into* frame i (0 at a reset)
-``rewards``                float32 (N,)        reward of that transition (0 at a reset)
-``discounts``              float32 (N,)        discount of that transition (1 at a reset)
-``episodes/start``         int64 (E,)          index of the episode's first frame
-``episodes/length``        int64 (E,)          frames in the episode
-``episodes/task``          int32 (E,)          index into ``attrs["tasks"]``
-``episodes/split``         uint8 (E,)          0 = train, 1 = val (whole episodes)
-``episodes/seed``          int64 (E,)          seed the episode was recorded with
-``episodes/return``        float32 (E,)        sum of the episode's rewards
-=========================  ==================  =============================================
-
-Attributes: ``schema``, ``schema_version``, ``complete`` (set last), ``tasks``,
-``action_dims``, ``action_low``, ``action_high``, ``control_timestep`` (seconds per
-frame, per task), ``image_size``, ``params`` and ``versions`` (JSON strings).
+Schema ``worldmodel.episodes``, version 1: ``frames`` (uint8, chunked and gzipped),
+``actions`` (the action that led *into* each frame), ``rewards``, ``discounts`` and a
+per-episode index ``episodes/{start,length,task,split,seed,return}``. The full table of
+datasets and attributes is in docs/data.md.
 
 Writers write to a temporary name and rename when complete (:func:`worldmodel.utils.atomic_path`).
-:class:`EpisodeStore` validates all of the above on open and names the file and field of
-any mismatch.
+:class:`EpisodeStore` validates the schema on open and names the file and field of any
+mismatch.
 """
 
 from __future__ import annotations

@@ -1,22 +1,9 @@
 """The latent store (``data/latents.h5``): every frame of every episode, encoded.
 
-Schema ``worldmodel.latents``, version 1; rows align one-to-one with the episode
-store's frames (same order, same ``episodes/`` index and split):
-
-=========================  ==================  =============================================
-dataset                    dtype, shape        meaning
-=========================  ==================  =============================================
-``latents``                float32 (N, L, C)   tokenizer latents of frame i, in (-1, 1)
-``actions``                float32 (N, A)      action that led into frame i (0 at a reset)
-``rewards``                float32 (N,)        reward of that transition
-``discounts``              float32 (N,)        discount of that transition
-``episodes/*``             (E,)                start, length, task, split, seed, return
-=========================  ==================  =============================================
-
-Attributes: ``schema``, ``schema_version``, ``complete``, ``tasks``, ``action_dims``,
-``control_timestep`` (copied from the episodes), ``context_frames`` (frames of causal
-context each latent was encoded with), ``tokenizer`` (JSON meta of the tokenizer file,
-with its fingerprint) and ``episodes_fingerprint``.
+Schema ``worldmodel.latents``, version 1: ``latents`` (float32 ``(N, L, C)`` in (-1, 1))
+with rows aligned one-to-one with the episode store's frames, and the episode store's
+``actions``, ``rewards``, ``discounts`` and ``episodes/`` index copied beside them. The
+full table of datasets and attributes is in docs/data.md.
 """
 
 from __future__ import annotations
@@ -41,23 +28,52 @@ SCHEMA_VERSION = 1
 _REQUIRED = {"latents": (np.float32, 3), **ALIGNED_FIELDS}
 
 
-def create_latent_file(
-    path: Path, source: h5py.File, latent_shape: tuple[int, int], attrs: dict[str, Any]
-) -> h5py.File:
-    """Open ``path`` for writing with the episode store ``source``'s index and actions copied."""
-    n = source["frames"].shape[0]
-    f = h5py.File(path, "w")
-    f.create_dataset("latents", (n, *latent_shape), np.float32, chunks=(min(256, n), *latent_shape))
-    for name in ALIGNED_FIELDS:  # actions, rewards, discounts and the episode index
-        f.create_dataset(name, data=source[name][:])
-    f.attrs["schema"] = SCHEMA
-    f.attrs["schema_version"] = SCHEMA_VERSION
-    f.attrs["complete"] = False
-    for key in ("tasks", "action_dims", "control_timestep"):
-        f.attrs[key] = source.attrs[key]
-    for key, value in attrs.items():
-        f.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
-    return f
+class LatentWriter:
+    """Write a latent store beside the episode store it encodes, one episode at a time.
+
+    The episode index, actions, rewards and discounts are copied from ``source`` at
+    creation; :meth:`write` fills one episode's latents; :meth:`finish` marks the file
+    complete. Use inside :func:`worldmodel.utils.atomic_path` so that only a complete
+    file gets the final name.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        source: h5py.File,
+        starts: np.ndarray,
+        latent_shape: tuple[int, int],
+        attrs: dict[str, Any],
+    ) -> None:
+        n = source["frames"].shape[0]
+        self.starts = starts
+        self.f = f = h5py.File(path, "w")
+        f.create_dataset(
+            "latents", (n, *latent_shape), np.float32, chunks=(min(256, n), *latent_shape)
+        )
+        for name in ALIGNED_FIELDS:  # actions, rewards, discounts and the episode index
+            f.create_dataset(name, data=source[name][:])
+        f.attrs["schema"] = SCHEMA
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["complete"] = False
+        for key in ("tasks", "action_dims", "control_timestep"):
+            f.attrs[key] = source.attrs[key]
+        for key, value in attrs.items():
+            f.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
+
+    def write(self, episode: int, latents: np.ndarray) -> None:
+        """Store the latents ``(T, L, C)`` of ``episode``."""
+        s = int(self.starts[episode])
+        self.f["latents"][s : s + len(latents)] = latents
+
+    def finish(self) -> None:
+        """Mark the file complete and close it."""
+        self.f.attrs["complete"] = True
+        self.close()
+
+    def close(self) -> None:
+        if self.f.id.valid:
+            self.f.close()
 
 
 class LatentStore:
@@ -96,8 +112,3 @@ class LatentStore:
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train', 'val' or None, got {split!r}")
         return np.flatnonzero(self.splits == (0 if split == "train" else 1))
-
-    def episode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(latents (T, L, C), actions (T, A))`` of episode ``i``."""
-        s = slice(int(self.starts[i]), int(self.starts[i] + self.lengths[i]))
-        return self.latents[s], self.actions[s]

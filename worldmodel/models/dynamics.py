@@ -1,7 +1,7 @@
 """Action-conditioned dynamics transformer (DreamerV4 §3.2), x-prediction.
 
 SIGNAL-LEVEL CONVENTION: ``tau = 1`` is clean, ``tau = 0`` pure noise (see
-``worldmodel/forcing.py`` and ../shared/DESIGN.md). The network maps noisy latents with
+``worldmodel/forcing.py`` and docs/forcing.md). The network maps noisy latents with
 their per-frame ``(tau, d)`` and actions to the clean latents: ``z1_hat = f(z_tau, tau, d, a)``.
 
 Tokens of frame ``t`` (``N = S + R + 1 + 1`` of them):
@@ -61,10 +61,6 @@ class DynamicsConfig:
     def spatial_tokens(self) -> int:
         return self.latent_tokens // self.pack
 
-    @property
-    def tokens_per_frame(self) -> int:
-        return self.spatial_tokens + self.registers + 2
-
 
 @dataclass
 class Stream:
@@ -98,6 +94,9 @@ class SignalEmbedding(nn.Module):
 
 class Dynamics(nn.Module):
     """``f(z_tau (B, T, L, C), tau (B, T), d (B, T), actions (B, T, A)) -> z1_hat (B, T, L, C)``."""
+
+    KIND = "dynamics"  # the name stored in its model file (worldmodel/checkpoints.py)
+    Config = DynamicsConfig
 
     def __init__(self, cfg: DynamicsConfig) -> None:
         super().__init__()

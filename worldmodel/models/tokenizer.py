@@ -12,9 +12,8 @@ Decoder (tokens ``[patch queries, latents]`` per frame):
     earlier frames;
   - a latent attends only to latents of its own and earlier frames.
 MAE training replaces a fraction ``p ~ U(0, mask_max)`` of each frame's patches by a
-learned mask token (the masks arrive with the batch, see :class:`TokenizerBatch`).
-
-The model returns raw loss terms; the trainer RMS-normalises and sums them.
+learned mask token (``keep`` masks are drawn by the caller: training draws them per step,
+see ``worldmodel/training/tokenizer.py``, which also holds the training objective).
 """
 
 from __future__ import annotations
@@ -70,27 +69,6 @@ class TokenizerConfig:
         return 3 * self.patch_size**2
 
 
-@dataclass
-class TokenizerBatch:
-    """A training batch: clips and which patches the encoder may see."""
-
-    frames: torch.Tensor  # (B, T, H, W, 3) uint8
-    keep: torch.Tensor  # (B, T, P) bool; False = replaced by the mask token
-
-    def to(self, device: torch.device | str) -> TokenizerBatch:
-        return TokenizerBatch(self.frames.to(device), self.keep.to(device))
-
-    def __len__(self) -> int:
-        return self.frames.shape[0]
-
-    def slice(self, sl: slice) -> TokenizerBatch:
-        return TokenizerBatch(self.frames[sl], self.keep[sl])
-
-    def preview(self) -> torch.Tensor:
-        """One uint8 image per sample (its last frame), for hard-example logging."""
-        return self.frames[:, -1]
-
-
 def block_causal_masks(
     t: int, p: int, n_lat: int, device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,6 +91,9 @@ def block_causal_masks(
 
 class Tokenizer(nn.Module):
     """Frames ``(B, T, H, W, 3)`` in [0, 1] <-> latents ``(B, T, L, C)`` in (-1, 1)."""
+
+    KIND = "tokenizer"  # the name stored in its model file (worldmodel/checkpoints.py)
+    Config = TokenizerConfig
 
     def __init__(self, cfg: TokenizerConfig) -> None:
         super().__init__()
@@ -224,31 +205,3 @@ class Tokenizer(nn.Module):
     def forward(self, frames: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruct float frames in [0, 1] (masked patches inferred)."""
         return self.decode(self.encode(frames, keep))
-
-
-class TokenizerObjective(nn.Module):
-    """Wraps a :class:`Tokenizer` with its training loss: MSE and (when available) LPIPS.
-
-    ``forward(batch) -> (terms, logs)``: raw, un-normalised scalar terms for the
-    trainer, and logs including ``per_sample`` losses for hard-example tracking.
-    """
-
-    def __init__(self, model: Tokenizer, lpips: nn.Module | None = None) -> None:
-        super().__init__()
-        self.model = model
-        self.lpips = lpips
-        if lpips is not None:
-            lpips.requires_grad_(False)
-
-    def forward(
-        self, batch: TokenizerBatch
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        target = batch.frames.float() / 255.0
-        recon = self.model(target, batch.keep)
-        err = (recon - target).pow(2)  # (B, T, H, W, 3)
-        terms = {"mse": err.mean()}
-        per_sample = err.flatten(1).mean(1).detach()
-        if self.lpips is not None:
-            terms["lpips"] = self.lpips(recon, target).mean()
-        masked_frac = 1 - batch.keep.float().mean()
-        return terms, {"per_sample": per_sample, "masked_fraction": masked_frac.detach()}

@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import heapq
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,36 +37,23 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-CHECKPOINT_VERSION = 1
+from worldmodel.checkpoints import (
+    CHECKPOINT_VERSION,
+    ModelMeta,
+    load_model_state,
+    save_checkpoint,
+)
+from worldmodel.config import TrainParams
+from worldmodel.runtime import dist_info
+
+RMS_DECAY = 0.99  # running-RMS decay of the loss normaliser (DreamerV4 §3)
 
 
 class TrainingDiverged(RuntimeError):
     """A loss term became NaN or infinite."""
 
 
-class CheckpointMismatch(RuntimeError):
-    """A checkpoint that does not belong to this model or configuration."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (the ``train`` block of a params section)."""
-
-    steps: int
-    batch_size: int
-    lr: float
-    weight_decay: float = 0.05
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    ema_decay: float = 0.0
-    checkpoint_every: int = 200
-    log_every: int = 10
-    hard_examples: int = 8
-    rms_decay: float = 0.99
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainParams) -> float:
     """Learning rate of ``step``: linear warm-up, then cosine decay to ``min_lr_ratio * lr``."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -83,7 +69,7 @@ class LossNormalizer(nn.Module):
     process of a distributed run normalises identically.
     """
 
-    def __init__(self, decay: float = 0.99) -> None:
+    def __init__(self, decay: float = RMS_DECAY) -> None:
         super().__init__()
         self.decay = decay
         self.ms: dict[str, float] = {}
@@ -132,65 +118,6 @@ class HardExamples:
         return [(loss, step, img) for loss, step, _, img in sorted(self.heap, reverse=True)]
 
 
-def dist_info() -> tuple[int, int]:
-    """``(rank, world_size)``, (0, 1) outside ``torchrun``."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed(device: torch.device) -> None:
-    """Join the process group when launched by ``torchrun`` (gloo on CPU, nccl on CUDA)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA (this rank's GPU) when available, else CPU."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("base.device = 'cuda' but CUDA is not available; use 'auto' or 'cpu'")
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def setup_process(device_name: str, threads: int, seed: int) -> tuple[torch.device, int, int]:
-    """A training process's start: CPU threads (0 = torch's default), device, process group
-    under ``torchrun``, torch seed. Returns ``(device, rank, world)``."""
-    if threads:
-        torch.set_num_threads(threads)
-    device = resolve_device(device_name)
-    init_distributed(device)
-    torch.manual_seed(seed)
-    return (device, *dist_info())
-
-
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary name, then rename: the old file stays until the new one is whole."""
-    from worldmodel.utils import atomic_path
-
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load weights, refusing with a list of missing/unexpected/mis-shaped keys."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [
-        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-        for k in set(own) & set(state)
-        if state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or shapes:
-        raise CheckpointMismatch(
-            f"{source} does not fit this model: missing keys {missing[:8]}, unexpected keys "
-            f"{unexpected[:8]}, shape mismatches {shapes[:8]}"
-        )
-    model.load_state_dict(state)
-
-
 class Trainer:
     """Runs ``cfg.steps`` optimisation steps of ``objective`` with checkpoint/resume.
 
@@ -199,8 +126,8 @@ class Trainer:
         make_batch: ``(step, rank, world) -> batch`` with ``.to(device)`` and ``.preview()``.
         cfg: optimisation settings.
         ckpt_path: the resumable checkpoint (``None``: no checkpoints).
-        meta: stored in the checkpoint (model config, params, schema); a checkpoint whose
-            ``meta["fingerprint"]`` differs is not resumed from.
+        meta: the model's :class:`~worldmodel.checkpoints.ModelMeta`, stored in the checkpoint;
+            a checkpoint whose fingerprint differs is not resumed from.
         device: where to train.
         loss_weights: multipliers applied after RMS normalisation (e.g. ``lpips: 0.2``).
         on_log: called on rank 0 as ``on_log(step, row)`` every ``log_every`` steps.
@@ -213,9 +140,9 @@ class Trainer:
         self,
         objective: nn.Module,
         make_batch: Callable[[int, int, int], Any],
-        cfg: TrainConfig,
+        cfg: TrainParams,
         ckpt_path: Path | None,
-        meta: dict[str, Any],
+        meta: ModelMeta,
         device: torch.device,
         loss_weights: dict[str, float] | None = None,
         on_log: Callable[[int, dict[str, float]], None] | None = None,
@@ -238,7 +165,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(
             self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
         )
-        self.normalizer = LossNormalizer(cfg.rms_decay)
+        self.normalizer = LossNormalizer(RMS_DECAY)
         self.ema = copy.deepcopy(self.model).requires_grad_(False) if cfg.ema_decay > 0 else None
         self.hard = HardExamples(cfg.hard_examples)
         self.curve: list[dict[str, float]] = []
@@ -255,7 +182,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {
             "checkpoint_version": CHECKPOINT_VERSION,
-            "meta": self.meta,
+            "meta": self.meta.to_dict(),
             "step": self.step,
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -277,7 +204,7 @@ class Trainer:
         if self.ckpt_path is None or not self.ckpt_path.is_file():
             return False
         state = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
-        if state.get("meta", {}).get("fingerprint") != self.meta.get("fingerprint"):
+        if state.get("meta", {}).get("fingerprint") != self.meta.fingerprint:
             return False
         load_model_state(self.model, state["model"], str(self.ckpt_path))
         if self.ema is not None and state["ema"] is not None:
@@ -374,50 +301,3 @@ class Trainer:
     def eval_model(self) -> nn.Module:
         """The weights to evaluate: EMA when enabled, else the live model."""
         return self.ema if self.ema is not None else self.model
-
-
-MODEL_FILE_VERSION = 1
-
-
-def save_model_file(path: Path, kind: str, model: nn.Module, meta: dict[str, Any]) -> None:
-    """Write final weights with their config (``model.cfg``, a dataclass) and metadata."""
-    from dataclasses import asdict
-
-    torch.save(
-        {
-            "kind": kind,
-            "file_version": MODEL_FILE_VERSION,
-            "config": asdict(model.cfg),
-            "state": model.state_dict(),
-            "meta": meta,
-        },
-        path,
-    )
-
-
-def load_model_file(
-    path: str | Path,
-    kind: str,
-    config_cls: type,
-    model_cls: type,
-    device: str | torch.device = "cpu",
-) -> tuple[Any, dict[str, Any]]:
-    """Rebuild a model saved by :func:`save_model_file`; refuse clearly on any mismatch."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no {kind} model (run the stage that trains it)")
-    blob = torch.load(path, map_location=device, weights_only=False)
-    if not isinstance(blob, dict) or blob.get("kind") != kind:
-        raise CheckpointMismatch(f"{path} is not a {kind} file")
-    if blob.get("file_version") != MODEL_FILE_VERSION:
-        raise CheckpointMismatch(
-            f"{path}: file version {blob.get('file_version')}, this code reads "
-            f"{MODEL_FILE_VERSION}; retrain"
-        )
-    try:
-        cfg = config_cls(**blob["config"])
-    except TypeError as exc:
-        raise CheckpointMismatch(f"{path}: config does not match this code: {exc}") from None
-    model = model_cls(cfg).to(device)
-    load_model_state(model, blob["state"], str(path))
-    return model.eval(), blob["meta"]

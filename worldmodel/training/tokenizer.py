@@ -1,26 +1,24 @@
-"""Train and evaluate the video tokenizer; save and load it as a self-describing file.
+"""Everything the tokenizer's training needs beside the model: batches, objective, checks.
 
-Used by ``stages/train_tokenizer.py`` (and ``stages/tokenize.py`` for loading). Every
-batch is a pure function of ``(base.seed, step)``: clips, MAE mask ratios and masks are
-drawn here, not inside the model, which makes resume and multi-process runs exact.
+Used by ``stages/train_tokenizer.py`` and ``scripts/bench_tokenizer.py``. Every batch is a
+pure function of ``(base.seed, step)``: clips, MAE mask ratios and masks are drawn here,
+not inside the model, which makes resume and multi-process runs exact.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from worldmodel.config import Params, TokenizerParams
-from worldmodel.data.clips import FrameClips
-from worldmodel.metrics import LPIPS, psnr, ssim
-from worldmodel.models.tokenizer import PRESETS, Tokenizer, TokenizerBatch, TokenizerConfig
-from worldmodel.train import TrainConfig, load_model_file, save_model_file
+from worldmodel.data.windows import FrameClips
+from worldmodel.metrics import LPIPS, collapse_score, psnr, ssim
+from worldmodel.models.tokenizer import PRESETS, Tokenizer, TokenizerConfig
 from worldmodel.utils import derive_seed
-
-MODEL_FILE = "model.pt"
 
 
 def tokenizer_config(p: TokenizerParams, image_size: int) -> TokenizerConfig:
@@ -36,10 +34,6 @@ def tokenizer_config(p: TokenizerParams, image_size: int) -> TokenizerConfig:
         latent_dim=p.latent_dim,
         **PRESETS[p.size],
     )
-
-
-def train_config(p: TokenizerParams) -> TrainConfig:
-    return TrainConfig(**p.train.model_dump())
 
 
 def mask_max_at(step: int, p: TokenizerParams) -> float:
@@ -58,7 +52,22 @@ def random_keep(
     return rank >= dropped  # exactly floor(p * P) patches dropped per frame
 
 
-class BatchMaker:
+@dataclass
+class TokenizerBatch:
+    """A training batch: clips and which patches the encoder may see."""
+
+    frames: torch.Tensor  # (B, T, H, W, 3) uint8
+    keep: torch.Tensor  # (B, T, P) bool; False = replaced by the mask token
+
+    def to(self, device: torch.device | str) -> TokenizerBatch:
+        return TokenizerBatch(self.frames.to(device), self.keep.to(device))
+
+    def preview(self) -> torch.Tensor:
+        """One uint8 image per sample (its last frame), for hard-example logging."""
+        return self.frames[:, -1]
+
+
+class TokenizerBatches:
     """``(step, rank, world) -> TokenizerBatch``: rank's slice of the step's global batch."""
 
     def __init__(self, clips: FrameClips, params: Params, n_patches: int) -> None:
@@ -78,6 +87,34 @@ class BatchMaker:
         return TokenizerBatch(torch.from_numpy(frames[sl]), torch.from_numpy(keep[sl]))
 
 
+class TokenizerObjective(nn.Module):
+    """Wraps a :class:`Tokenizer` with its training loss: MSE and (when available) LPIPS.
+
+    ``forward(batch) -> (terms, logs)``: raw, un-normalised scalar terms for the
+    trainer, and logs including ``per_sample`` losses for hard-example tracking.
+    """
+
+    def __init__(self, model: Tokenizer, lpips: nn.Module | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.lpips = lpips
+        if lpips is not None:
+            lpips.requires_grad_(False)
+
+    def forward(
+        self, batch: TokenizerBatch
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        target = batch.frames.float() / 255.0
+        recon = self.model(target, batch.keep)
+        err = (recon - target).pow(2)  # (B, T, H, W, 3)
+        terms = {"mse": err.mean()}
+        per_sample = err.flatten(1).mean(1).detach()
+        if self.lpips is not None:
+            terms["lpips"] = self.lpips(recon, target).mean()
+        masked_frac = 1 - batch.keep.float().mean()
+        return terms, {"per_sample": per_sample, "masked_fraction": masked_frac.detach()}
+
+
 @torch.no_grad()
 def reconstruct(
     model: Tokenizer, frames: np.ndarray, device: torch.device, batch: int = 32
@@ -91,17 +128,8 @@ def reconstruct(
     return torch.cat(out).numpy()
 
 
-def collapse_score(recon: np.ndarray, target: np.ndarray) -> float:
-    """Spread of reconstructions across samples over the spread of the inputs (1 = faithful).
-
-    Per pixel standard deviation over the batch, averaged; a tokenizer that outputs the
-    mean image for every input scores 0.
-    """
-    return float(recon.std(axis=0).mean() / max(target.std(axis=0).mean(), 1e-8))
-
-
 @torch.no_grad()
-def evaluate(
+def evaluate_reconstruction(
     model: Tokenizer, clips: FrameClips, n: int, device: torch.device, lpips: LPIPS | None
 ) -> dict[str, Any]:
     """Held-out reconstruction metrics at mask 0 on ``n`` evenly spaced clips of ``clips``."""
@@ -147,56 +175,41 @@ def sample_grid(
     return frame_grid([(r[:, -1].cpu().numpy() * 255 + 0.5).astype(np.uint8) for r in rows])
 
 
-def save_tokenizer(path: Path, model: Tokenizer, meta: dict[str, Any]) -> None:
-    """Write the tokenizer weights with everything needed to rebuild them."""
-    save_model_file(path, "tokenizer", model, meta)
+def final_check(
+    model: Tokenizer,
+    val_clips: FrameClips,
+    p: TokenizerParams,
+    device: torch.device,
+    lpips: LPIPS | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The trained tokenizer's held-out metrics and its sample grid, as the stage records them.
 
-
-def load_tokenizer(
-    path: str | Path, device: str | torch.device = "cpu"
-) -> tuple[Tokenizer, dict[str, Any]]:
-    """Rebuild the tokenizer saved by :func:`save_tokenizer`; refuse clearly on a mismatch."""
-    return load_model_file(path, "tokenizer", TokenizerConfig, Tokenizer, device)
-
-
-@torch.no_grad()
-def encode_episode(
-    model: Tokenizer, frames: np.ndarray, context: int, device: torch.device, batch: int = 64
-) -> np.ndarray:
-    """Latents ``(T, L, C)`` of one episode's uint8 frames ``(T, H, W, 3)``.
-
-    Frame ``t`` is encoded with its ``context - 1`` predecessors as causal context, exactly
-    as training clips of ``context`` frames showed it. The first ``context - 1`` frames
-    form one shorter clip (causality makes each of them see only its own past).
+    Returns ``(metrics, {"samples.png": write(path)})`` for
+    :func:`worldmodel.training.stage.fit_and_save`.
     """
-    model.eval()
-    t_total = len(frames)
-    x = torch.from_numpy(frames)
-    out = torch.empty(t_total, model.cfg.latent_tokens, model.cfg.latent_dim)
-    head = min(context - 1, t_total)
-    if head > 0:
-        out[:head] = model.encode(x[None, :head].to(device).float() / 255)[0].cpu()
-    starts = np.arange(head, t_total) - (context - 1)
-    for i in range(0, len(starts), batch):
-        idx = torch.as_tensor(starts[i : i + batch])[:, None] + torch.arange(context)  # (b, C)
-        clips = x[idx].to(device).float() / 255  # (b, C, H, W, 3)
-        out[head + i : head + i + len(idx)] = model.encode(clips)[:, -1].cpu()
-    return out.numpy()
+    import time
+
+    import imageio.v3 as iio
+
+    t0 = time.perf_counter()
+    val = evaluate_reconstruction(model, val_clips, p.eval_clips, device, lpips)
+    n = val.pop("clips")
+    fps = n * p.clip_frames / (time.perf_counter() - t0)
+    grid = sample_grid(model, val_clips, device)
+    metrics = {
+        "val": val,
+        "val_clips": n,
+        "lpips_available": lpips is not None,
+        "recon_frames_per_s": round(fps, 1),
+    }
+    return metrics, {"samples.png": lambda path: iio.imwrite(path, grid)}
 
 
-@torch.no_grad()
-def decode_latents(
-    model: Tokenizer, z: torch.Tensor, context: int, batch: int = 64
-) -> torch.Tensor:
-    """Frames ``(B, T, H, W, 3)`` in [0, 1] from latents ``(B, T, L, C)``.
-
-    The decoder is causal over latents; frame ``t`` is decoded with the ``context - 1``
-    latents before it, as in training clips.
-    """
-    model.eval()
-    b, t = z.shape[:2]
-    out = []
-    for i in range(t):
-        lo = max(0, i - context + 1)
-        out.append(model.decode(z[:, lo : i + 1])[:, -1].clamp(0, 1))
-    return torch.stack(out, dim=1)
+def result_line(result: dict[str, Any]) -> str:
+    """One line of the stage's result for the console."""
+    v = result["val"]
+    lp = "n/a" if v["lpips"] is None else format(v["lpips"], ".3f")
+    return (
+        f"val PSNR {v['psnr']:.2f} dB, SSIM {v['ssim']:.3f}, LPIPS {lp}, collapse score "
+        f"{v['collapse_score']:.3f}; {result['train_seconds']:.0f} s"
+    )

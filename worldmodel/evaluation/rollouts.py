@@ -3,8 +3,8 @@
 SIGNAL-LEVEL CONVENTION: ``tau = 1`` clean, ``tau = 0`` pure noise; context frames are
 corrupted to ``tau_ctx`` (see worldmodel/forcing.py).
 
-Windows come from validation episodes only (the split is by whole episode, made at
-collection). Every method is scored on the same windows, per horizon step ``h``
+Windows come from held-out episodes only (the split is by whole episode, made at
+collection; see worldmodel/data/windows.py). Every method is scored on the same windows, per horizon step ``h``
 (frame ``C + h - 1`` of the window, ``h = 1..H``):
 
 - ``model``: rollout from ``C`` true context frames with the true actions, ``K`` steps;
@@ -19,61 +19,21 @@ collection). Every method is scored on the same windows, per horizon step ``h``
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from worldmodel.data.episodes import EpisodeStore
+from worldmodel.checkpoints import ModelMeta
+from worldmodel.codec import decode_latents, encode_episode
+from worldmodel.config import EvaluateParams
+from worldmodel.data.windows import PixelWindows
 from worldmodel.forcing import corrupt, rollout, sample_frame
 from worldmodel.metrics import LPIPS, psnr, sharpness_ratio, ssim
 from worldmodel.models.dynamics import Dynamics
 from worldmodel.models.tokenizer import Tokenizer
-from worldmodel.tokenizer_training import decode_latents, encode_episode
 
 METHODS = ("model", "repeat_last", "tokenizer_ceiling", "teacher_forced", "shuffled_actions")
-
-
-@dataclass
-class Windows:
-    """Held-out windows of one task: frames, actions and where they came from."""
-
-    task: str
-    frames: np.ndarray  # (N, C + H, S, S, 3) uint8
-    actions: np.ndarray  # (N, C + H, A) float32
-    episodes: np.ndarray  # (N,) episode index in the store
-    starts: np.ndarray  # (N,) first frame within the episode
-
-
-def val_windows(store: EpisodeStore, task: str, length: int, n: int) -> Windows:
-    """``n`` windows of ``length`` frames spread evenly over ``task``'s validation episodes."""
-    eps = [int(e) for e in store.episode_ids("val", task) if store.lengths[e] >= length]
-    if not eps:
-        raise ValueError(
-            f"{store.path}: no validation episode of {task} holds {length} frames "
-            "(raise collect.frames_per_episode or lower evaluate.context/extended_horizon)"
-        )
-    slots = [(e, s) for e in eps for s in range(0, int(store.lengths[e]) - length + 1, length)]
-    pick = np.linspace(0, len(slots) - 1, min(n, len(slots))).astype(int)
-    chosen = [slots[i] for i in pick]
-    frames, actions = [], []
-    for e, s in chosen:
-        ep = store.read(e, s, s + length)
-        frames.append(ep.frames)
-        actions.append(ep.actions)
-    return Windows(
-        task,
-        np.stack(frames),
-        np.stack(actions),
-        np.array([e for e, _ in chosen]),
-        np.array([s for _, s in chosen]),
-    )
-
-
-def ci95(x: np.ndarray) -> float:
-    """Half-width of a normal 95% confidence interval of the mean over axis 0."""
-    return float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
 class Evaluator:
@@ -86,22 +46,43 @@ class Evaluator:
         context: int,
         tau_ctx: float,
         window: int,
-        tok_context: int,
+        clip_frames: int,
         device: torch.device,
         lpips: LPIPS | None,
         seed: int,
         batch: int = 16,
     ) -> None:
         self.tok, self.dyn = tokenizer, dynamics
-        self.c, self.tau_ctx, self.window, self.tok_context = context, tau_ctx, window, tok_context
+        self.c, self.tau_ctx, self.window, self.clip_frames = context, tau_ctx, window, clip_frames
         self.device, self.lpips, self.seed, self.batch = device, lpips, seed, batch
         self.context_d = 1.0 / dynamics.cfg.k_max  # context frames: the finest step size
+
+    @classmethod
+    def from_models(
+        cls,
+        tokenizer: Tokenizer,
+        tok_meta: ModelMeta,
+        dynamics: Dynamics,
+        dyn_meta: ModelMeta,
+        e: EvaluateParams,
+        device: torch.device,
+        lpips: LPIPS | None,
+        seed: int,
+    ) -> Evaluator:
+        """The evaluator of two trained models, with the settings they were trained with:
+        the tokenizer's clip length, the dynamics' context level and training window."""
+        dp = dyn_meta.params.dynamics
+        clip_frames = tok_meta.params.tokenizer.clip_frames
+        return cls(
+            tokenizer, dynamics, e.context, dp.tau_ctx, dp.long_seq_len, clip_frames, device,
+            lpips, seed, e.batch_size,
+        )  # fmt: skip
 
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """Latents ``(N, T, L, C)`` of uint8 windows, each encoded causally from its start."""
         return torch.stack(
             [
-                torch.from_numpy(encode_episode(self.tok, f, self.tok_context, self.device))
+                torch.from_numpy(encode_episode(self.tok, f, self.clip_frames, self.device))
                 for f in frames
             ]
         ).to(self.device)
@@ -110,7 +91,7 @@ class Evaluator:
         """Pixels ``(N, T, S, S, 3)`` in [0, 1] (CPU) of latents ``(N, T, L, C)``."""
         return torch.cat(
             [
-                decode_latents(self.tok, z[i : i + self.batch], self.tok_context).cpu()
+                decode_latents(self.tok, z[i : i + self.batch], self.clip_frames).cpu()
                 for i in range(0, len(z), self.batch)
             ]
         )
@@ -176,7 +157,7 @@ class Evaluator:
             out["lpips"] = torch.stack(vals).view(n, h).numpy()
         return out
 
-    def run(self, w: Windows, horizon: int, steps: int) -> dict[str, dict[str, np.ndarray]]:
+    def run(self, w: PixelWindows, horizon: int, steps: int) -> dict[str, dict[str, np.ndarray]]:
         """Scores ``{method: {metric: (N, horizon)}}`` on the windows ``w``."""
         frames = torch.from_numpy(w.frames).float() / 255
         target = frames[:, self.c : self.c + horizon]
@@ -210,7 +191,9 @@ class Evaluator:
         )
         return result
 
-    def sweep(self, w: Windows, horizon: int, ks: list[int], at: list[int]) -> list[dict[str, Any]]:
+    def sweep(
+        self, w: PixelWindows, horizon: int, ks: list[int], at: list[int]
+    ) -> list[dict[str, Any]]:
         """Sampler sweep per K: PSNR at horizons ``at``, generated frames/s (batch 1 and
         batched), and the last frame's sharpness relative to the ground truth."""
         frames = torch.from_numpy(w.frames).float() / 255

@@ -1,4 +1,6 @@
-"""Train the dynamics model with shortcut forcing on latent windows; save and load it.
+"""Everything the dynamics model's training needs beside the model: batches, objective, checks.
+
+Used by ``stages/train_dynamics.py`` and ``scripts/bench_dynamics.py``.
 
 SIGNAL-LEVEL CONVENTION: ``tau = 1`` clean, ``tau = 0`` pure noise (worldmodel/forcing.py).
 
@@ -10,8 +12,6 @@ resumed and multi-process runs are exact (see worldmodel/train.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -19,12 +19,15 @@ from torch import nn
 
 from worldmodel.config import DynamicsParams, Params
 from worldmodel.data.latents import LatentStore
+from worldmodel.data.windows import LatentWindows
 from worldmodel.forcing import rollout, sample_tau_d, shortcut_loss
 from worldmodel.models.dynamics import PRESETS, Dynamics, DynamicsConfig
-from worldmodel.train import TrainConfig, load_model_file, save_model_file
 from worldmodel.utils import derive_seed
 
-MODEL_FILE = "model.pt"
+# Frames the periodic rollout check predicts after its `dynamics.eval_context` true ones:
+# half the default training window, enough to see drift, cheap enough to run every
+# `dynamics.eval_every` steps.
+ROLLOUT_CHECK_HORIZON = 8
 
 
 def dynamics_config(
@@ -74,29 +77,7 @@ class DynamicsBatch:
         return img[..., None].expand(*img.shape, 3)
 
 
-class LatentWindows:
-    """Windows cut with a stride from one split of a latent store."""
-
-    def __init__(self, store: LatentStore, split: str, length: int, stride: int) -> None:
-        self.store, self.length = store, length
-        index = []
-        for e in store.episode_ids(split):
-            n = int(store.lengths[e])
-            index += [(int(store.starts[e]) + s) for s in range(0, n - length + 1, stride)]
-        if not index:
-            raise ValueError(f"{store.path}: no {split} episode holds a {length}-frame window")
-        self.starts = np.asarray(index)
-
-    def get(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Latents ``(n, T, L, C)`` and actions ``(n, T, A)`` of windows ``idx``."""
-        rows = self.starts[idx][:, None] + np.arange(self.length)
-        return self.store.latents[rows], self.store.actions[rows]
-
-    def evenly_spaced(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.get(np.linspace(0, len(self.starts) - 1, min(n, len(self.starts))).astype(int))
-
-
-class BatchMaker:
+class DynamicsBatches:
     """``(step, rank, world) -> DynamicsBatch``: many short windows, every ``long_every``-th long."""
 
     def __init__(self, store: LatentStore, params: Params) -> None:
@@ -150,8 +131,13 @@ class DynamicsObjective(nn.Module):
         return terms, logs
 
 
+def rollout_check_windows(store: LatentStore, p: DynamicsParams) -> LatentWindows:
+    """The val windows of the periodic rollout check: context plus the check's horizon."""
+    return LatentWindows(store, "val", p.eval_context + ROLLOUT_CHECK_HORIZON, p.seq_len)
+
+
 @torch.no_grad()
-def rollout_eval(
+def rollout_check(
     model: Dynamics, windows: LatentWindows, p: DynamicsParams, device: torch.device, seed: int
 ) -> dict[str, float]:
     """Latent MSE of a short rollout on val windows, beside repeating the last context latent."""
@@ -171,17 +157,24 @@ def rollout_eval(
     }
 
 
-def train_config(p: DynamicsParams) -> TrainConfig:
-    return TrainConfig(**p.train.model_dump())
+def final_check(
+    model: Dynamics, windows: LatentWindows, p: DynamicsParams, device: torch.device, seed: int
+) -> tuple[dict[str, float], dict]:
+    """The trained model's rollout check on val windows, as the stage records it.
+
+    Returns ``(metrics, {})`` (no files beside the weights) for
+    :func:`worldmodel.training.stage.fit_and_save`.
+    """
+    check = rollout_check(model, windows, p, device, seed)
+    return {
+        "val_rollout_latent_mse": check["val/rollout_latent_mse"],
+        "val_repeat_last_latent_mse": check["val/repeat_last_latent_mse"],
+    }, {}
 
 
-def save_dynamics(path: Path, model: Dynamics, meta: dict[str, Any]) -> None:
-    """Write the dynamics weights with everything needed to rebuild them."""
-    save_model_file(path, "dynamics", model, meta)
-
-
-def load_dynamics(
-    path: str | Path, device: str | torch.device = "cpu"
-) -> tuple[Dynamics, dict[str, Any]]:
-    """Rebuild the dynamics saved by :func:`save_dynamics`; refuse clearly on a mismatch."""
-    return load_model_file(path, "dynamics", DynamicsConfig, Dynamics, device)
+def result_line(result: dict[str, float]) -> str:
+    """One line of the stage's result for the console."""
+    return (
+        f"val rollout latent MSE {result['val_rollout_latent_mse']:.4f} vs repeat-last "
+        f"{result['val_repeat_last_latent_mse']:.4f}; {result['train_seconds']:.0f} s"
+    )

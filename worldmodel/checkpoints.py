@@ -1,0 +1,154 @@
+"""Model files and resumable training checkpoints: how weights are written and read back.
+
+Two kinds of file:
+
+- the **model file** a training stage writes as its DVC output (``data/<model>/model.pt``):
+  the final weights with the architecture (``model.cfg``, a dataclass) and a
+  :class:`ModelMeta` (stage, params it was trained with, fingerprints of its inputs), so
+  it loads without guessing (:func:`save_model`, :func:`load_model`);
+- the **resume checkpoint** (``data/.resume/<stage>.pt``) the trainer writes every few
+  steps: model, optimiser, RNG and curves, enough to continue exactly
+  (:func:`save_checkpoint`; read by :meth:`worldmodel.training.trainer.Trainer.try_resume`).
+
+Both are written to a temporary name and renamed when complete, and both are refused
+with a message naming the file when they do not fit this code (:class:`CheckpointMismatch`).
+A model class loads through :func:`load_model` when it declares ``KIND`` (a name stored
+in the file) and ``Config`` (its config dataclass).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from worldmodel.config import Params, ParamsError, parse_params
+from worldmodel.utils import atomic_path
+
+MODEL_FILE = "model.pt"  # name of the weights file inside a training stage's output folder
+MODEL_FILE_VERSION = 1
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointMismatch(RuntimeError):
+    """A model file or checkpoint that does not belong to this model or this code."""
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model file records about how its weights were made.
+
+    Attributes:
+        stage: the DVC stage that trained it (``train_tokenizer``, ``train_dynamics``).
+        sections: the params sections the stage read (e.g. ``{"base": ..., "tokenizer": ...}``).
+        inputs: fingerprints of the files it was trained on (``{"episodes": "ab12..."}``).
+        fingerprint: hash of sections, inputs and process count; a resume checkpoint whose
+            fingerprint differs belongs to another run and is not resumed from.
+    """
+
+    stage: str
+    sections: dict[str, Any]
+    inputs: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    @property
+    def params(self) -> Params:
+        """The recorded sections as typed params (sections the stage did not read: defaults)."""
+        return parse_params(self.sections, source=f"params recorded by {self.stage}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict stored in files (inputs at the top level, as earlier files have it)."""
+        return {
+            "stage": self.stage,
+            "params": self.sections,
+            **self.inputs,
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelMeta:
+        rest = {k: v for k, v in data.items() if k not in ("stage", "params", "fingerprint")}
+        return cls(data.get("stage", ""), data.get("params", {}), rest, data.get("fingerprint", ""))
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary name, then rename: the old file stays until the new one is whole."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load weights, refusing with a list of missing/unexpected/mis-shaped keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or shapes:
+        raise CheckpointMismatch(
+            f"{source} does not fit this model: missing keys {missing[:8]}, unexpected keys "
+            f"{unexpected[:8]}, shape mismatches {shapes[:8]}"
+        )
+    model.load_state_dict(state)
+
+
+def save_model(path: Path, model: nn.Module, meta: ModelMeta) -> None:
+    """Write final weights with their config (``model.cfg``) and metadata.
+
+    Write inside an :func:`~worldmodel.utils.atomic_path` (the stages write the whole
+    output folder that way), so a kill never leaves a partial file under the final name.
+    """
+    torch.save(
+        {
+            "kind": model.KIND,
+            "file_version": MODEL_FILE_VERSION,
+            "config": asdict(model.cfg),
+            "state": model.state_dict(),
+            "meta": meta.to_dict(),
+        },
+        path,
+    )
+
+
+def load_model(
+    path: str | Path, model_cls: type, device: str | torch.device = "cpu"
+) -> tuple[Any, ModelMeta]:
+    """Rebuild a model saved by :func:`save_model`; refuse clearly on any mismatch.
+
+    Args:
+        path: the model file.
+        model_cls: e.g. :class:`~worldmodel.models.tokenizer.Tokenizer`; its ``KIND`` must
+            match the file's and its ``Config`` must accept the stored config.
+
+    Returns:
+        ``(model in eval mode on device, its ModelMeta)``.
+    """
+    path, kind = Path(path), model_cls.KIND
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {kind} model (run the stage that trains it)")
+    blob = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(blob, dict) or blob.get("kind") != kind:
+        raise CheckpointMismatch(f"{path} is not a {kind} file")
+    if blob.get("file_version") != MODEL_FILE_VERSION:
+        raise CheckpointMismatch(
+            f"{path}: file version {blob.get('file_version')}, this code reads "
+            f"{MODEL_FILE_VERSION}; retrain"
+        )
+    try:
+        cfg = model_cls.Config(**blob["config"])
+    except TypeError as exc:
+        raise CheckpointMismatch(f"{path}: config does not match this code: {exc}") from None
+    meta = ModelMeta.from_dict(blob["meta"])
+    try:
+        meta.params  # noqa: B018  (the recorded params must still be valid params)
+    except ParamsError as exc:
+        raise CheckpointMismatch(f"{path}: recorded params do not fit this code: {exc}") from None
+    model = model_cls(cfg).to(device)
+    load_model_state(model, blob["state"], str(path))
+    return model.eval(), meta
