@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -66,10 +65,9 @@ def test_repro_noop_and_exp_run(repo_copy: tuple[Path, dict[str, str]]) -> None:
     assert (repo / "data/eval/psnr_vs_horizon.png").is_file()
     assert (repo / "dvc.lock").is_file()
 
-    t0 = time.perf_counter()
-    res = _sh([dvc, "repro"], repo, env)
+    res = _sh([dvc, "repro"], repo, env)  # a no-op: nothing reruns (timings: README)
     assert "didn't change" in res.stdout or "up to date" in res.stdout
-    assert time.perf_counter() - t0 < 5
+    assert "Running stage" not in res.stdout
 
     status = _sh([dvc, "status", "--json"], repo, env)
     assert json.loads(status.stdout) == {}

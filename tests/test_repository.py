@@ -15,9 +15,7 @@ def test_no_tracked_file_refers_outside_the_repository() -> None:
     ).stdout.split()  # fmt: skip
     needle = "../" + "shared"  # split so this file does not match itself
     offenders = [
-        f
-        for f in files
-        if (REPO / f).is_file() and needle in (REPO / f).read_text(errors="ignore")
+        f for f in files if (REPO / f).is_file() and needle in (REPO / f).read_text(errors="ignore")
     ]
     assert not offenders, f"files that refer to {needle}: {offenders}"
 
