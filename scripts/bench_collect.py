@@ -56,6 +56,9 @@ def collect_fps(
                 "action_repeat": action_repeat,
                 "image_size": size,
                 "workers": workers,
+                # speed only: one episode per split is the smallest valid collection
+                "val_fraction": 1 / 3,
+                "test_fraction": 1 / 3,
             }
         }
     )

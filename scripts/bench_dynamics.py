@@ -1,4 +1,4 @@
-"""Dynamics budget study: the evaluate targets on held-out windows against training time.
+"""Dynamics budget study: the evaluate headline numbers on val windows against training time.
 
     python scripts/bench_dynamics.py                                    # params.yaml as is
     python scripts/bench_dynamics.py --set dynamics.train.steps=4000 --eval-every 1000
@@ -6,15 +6,17 @@
 
 Trains the dynamics exactly as the `train_dynamics` stage would (same batches, same
 trainer) on ``--latents`` with the ``--set`` overrides applied to params.yaml, and every
-``--eval-every`` steps rolls out ``--windows`` held-out windows of ``--episodes`` (the
-evaluate stage's held-out windows: ``evaluate.context`` true frames, then ``evaluate.horizon``
-frames with ``evaluate.steps`` sampler steps), decodes them with ``--tokenizer`` and
-prints the evaluate stage's headline numbers (computed by the same code):
+``--eval-every`` steps rolls out ``--windows`` windows of the *validation* episodes of
+``--episodes`` (``evaluate.context`` true frames, then ``evaluate.horizon`` frames with
+``evaluate.steps`` sampler steps; the test episodes stay for the evaluate stage's
+headline numbers), decodes them with ``--tokenizer`` and prints the evaluate stage's
+headline numbers, computed by the same code:
 
-- ``gain_db``: mean over horizons of model PSNR minus repeat-last PSNR;
+- ``gain_db``: mean over horizons of model PSNR minus repeat-last PSNR, with its paired,
+  episode-clustered bootstrap 95% interval (``gain_ci_low``, ``gain_ci_high``);
 - ``min_gain_h4_db``: the smallest per-horizon gain at horizon >= 4;
 - ``shuffle_cost_h{H}_db``: true-action minus shuffled-action PSNR at the last horizon
-  with the same sampling noise for both rollouts;
+  with the same sampling noise for both rollouts, and its interval;
 - latent MSE at the last horizon for the model, shuffled actions and repeat-last;
 - with ``--sweep``, after training: PSNR and sharpness (high-frequency energy over the
   ground truth's) of the last horizon's frame for K = 1, ``evaluate.steps`` and k_max.
@@ -80,17 +82,19 @@ def main() -> None:
     tok, tok_meta = load_model(args.tokenizer, Tokenizer, device)
     episodes = EpisodeStore(args.episodes)
     task = episodes.tasks[0]
-    w = heldout_windows(episodes, task, e.context + e.horizon, args.windows)
+    w = heldout_windows(episodes, task, e.context + e.horizon, args.windows, split="val")
     c, h = e.context, e.horizon
     frames = torch.from_numpy(w.frames).float() / 255
     target = frames[:, c:]
     n_params = sum(x.numel() for x in model.parameters()) / 1e6
     print(
         f"# {' '.join(args.set) or 'params.yaml'}: {n_params:.2f}M params on {device}; "
-        f"{len(w.frames)} held-out {task} windows, C={c} H={h} K={e.steps}"
+        f"{len(w.frames)} val windows of {len(set(w.episodes.tolist()))} {task} episodes, "
+        f"C={c} H={h} K={e.steps}; CIs: paired, episode-clustered bootstrap 95%"
     )
     table = Table([
-        "step", "train_seconds", "gain_db", "min_gain_h4_db", f"shuffle_cost_h{h}_db",
+        "step", "train_seconds", "gain_db", "gain_ci_low", "gain_ci_high", "min_gain_h4_db",
+        f"shuffle_cost_h{h}_db", "shuffle_ci_low", "shuffle_ci_high",
         "psnr_h1", f"psnr_h{h}", f"mse_h{h}", f"mse_shuffled_h{h}", f"mse_repeat_h{h}",
     ])  # fmt: skip
     # the tokenizer and the windows are fixed: encode them and score the baseline once
@@ -116,15 +120,20 @@ def main() -> None:
             pix = ev.decode(torch.cat([z[:, :c], zp], 1))[:, c:]
             scores[name] = {"psnr": psnr(pix, target).view(len(zp), h).numpy()}
             mse[name] = float((zp[:, -1] - z_true[:, -1]).pow(2).mean())
-        headline = action_and_gain(scores, h)  # the evaluate stage's own definitions
+        # the evaluate stage's own definitions and intervals
+        headline = action_and_gain(scores, h, w.episodes, params.base.seed)
         model_psnr = scores["model"]["psnr"].mean(0)
         trainer.model.train()
         row = {
             "step": trainer.step,
             "train_seconds": round(seconds, 1),
             "gain_db": headline["gain_over_repeat_last_db"],
+            "gain_ci_low": headline["gain_over_repeat_last_db_ci95"][0],
+            "gain_ci_high": headline["gain_over_repeat_last_db_ci95"][1],
             "min_gain_h4_db": headline["min_gain_h4_plus_db"],
             f"shuffle_cost_h{h}_db": headline["action_sensitivity_db"],
+            "shuffle_ci_low": headline["action_sensitivity_db_ci95"][0],
+            "shuffle_ci_high": headline["action_sensitivity_db_ci95"][1],
             "psnr_h1": round(float(model_psnr[0]), 2),
             f"psnr_h{h}": round(float(model_psnr[-1]), 2),
             f"mse_h{h}": round(mse["model"], 4),

@@ -5,6 +5,7 @@ wm tasks                 list the task names `collect.tasks` accepts
 wm preset tier2          merge presets/tier2.yaml into params.yaml
 wm params-doc            print the params reference (Markdown)
 wm check-params          validate params.yaml and print it resolved
+wm compare EXP...        compare experiments across seeds (mean, 95% CI, differences)
 """
 
 from __future__ import annotations
@@ -22,8 +23,31 @@ from stages.common import PARAMS_OPTION, load_or_exit
 from worldmodel.progress import console as err_console
 
 app = typer.Typer(
-    add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help=__doc__,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"worldmodel {version('worldmodel')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """worldmodel: a DreamerV4-style video world model of DMC tasks, as a DVC pipeline."""
+
+
 app.command("collect")(collect_stage.main)
 app.command("train-tokenizer")(train_tokenizer_stage.main)
 app.command("tokenize")(tokenize_stage.main)
@@ -79,6 +103,33 @@ def check_params(params_file: Path = PARAMS_OPTION) -> None:
 
     params = load_or_exit(params_file)
     typer.echo(yaml.safe_dump(params.model_dump(), sort_keys=False), nl=False)
+
+
+@app.command()
+def compare(
+    experiments: list[str] = typer.Argument(
+        None, help="DVC experiment names or git revisions; none = every experiment."
+    ),
+    repo: Path = typer.Option(Path("."), help="The repository holding the experiments."),
+    out: Path = typer.Option(None, help="Also write the Markdown to this file."),
+) -> None:
+    """Compare experiments across seeds: each group of runs that differ only in
+    `base.seed` gets mean, 95% CI and seed-to-seed sd of the headline metrics, and each
+    group its difference from the first with a 95% CI (paired by seed when both ran the
+    same seeds), marked "within noise" when the interval holds 0."""
+    from worldmodel.compare import CompareError, compare, experiment_revs, read_experiments
+
+    try:
+        names = experiments or sorted(experiment_revs(repo))
+        if not names:
+            raise CompareError(f"no DVC experiments in {repo.resolve()}; run `dvc exp run` first")
+        text = compare(read_experiments(names, repo))
+    except CompareError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    typer.echo(text)
+    if out is not None:
+        out.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def run(
         lpips = load_lpips()
         ev = Evaluator.from_models(tok, tok_meta, dyn, dyn_meta, e, device, lpips, params.base.seed)
         report = evaluate_store(
-            ev, EpisodeStore(episodes), e, dyn.cfg.k_max, lambda line: console.print(f"{STAGE}: {line}")
+            ev, EpisodeStore(episodes), e, dyn.cfg.k_max,
+            log=lambda line: console.print(f"{STAGE}: {line}"),
         )  # fmt: skip
         write_tsv(rollout_tsv, report.rows, list(report.rows[0]), digits=5)
         write_tsv(sweep_tsv, report.sweep, list(report.sweep[0]))

@@ -51,7 +51,7 @@ def run(
             f"(clips of {clip_frames} frames, batch {params.tokenize.batch_size}, {device})"
         )
         attrs = {
-            "context_frames": clip_frames,
+            "clip_frames": clip_frames,
             "tokenizer": meta.to_dict(),
             "tokenizer_file": file_fingerprint(tokenizer),
             "episodes_fingerprint": file_fingerprint(episodes),

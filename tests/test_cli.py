@@ -70,3 +70,10 @@ def test_params_doc_and_check_params() -> None:
     assert res.exit_code == 0 and "`collect.episodes_per_task`" in res.output
     res = runner.invoke(app, ["check-params", "--params", str(REPO / "params.yaml")])
     assert res.exit_code == 0 and "cartpole-swingup" in res.output
+
+
+def test_short_help_and_version() -> None:
+    res = runner.invoke(app, ["-h"])
+    assert res.exit_code == 0 and "compare" in res.output and "collect" in res.output
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.startswith("worldmodel ")

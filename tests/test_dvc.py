@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,45 @@ def test_full_dag_exactness_remote_and_mlflow(
 
     diff = _sh([dvc, "metrics", "show", "--json"], repo, env).stdout
     assert "gain_over_repeat_last_db" in diff and "collapse_score" in diff
+
+
+def test_queued_seeds_are_tracked_in_the_project_store_and_compared(
+    repo_copy: tuple[Path, dict[str, str]],
+) -> None:
+    """`dvc exp run --queue -S 'base.seed=range(0,2)'` + `dvc queue start`: every stage run
+    of both experiments lands in the project's own MLflow store (not in the temporary copy
+    DVC runs them in), and `wm compare` reads them back as one group of two seeds."""
+    import sqlite3
+
+    repo, env = repo_copy
+    env = {k: v for k, v in env.items() if k != "MLFLOW_TRACKING_URI"}  # the default store
+    dvc = str(Path(sys.executable).parent / "dvc")
+    _sh([dvc, "exp", "run", "--queue", "-S", "base.seed=range(0,2)"], repo, env)
+    _sh([dvc, "queue", "start", "-j", "1"], repo, env)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = _sh([dvc, "queue", "status"], repo, env).stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        rows = db.execute(
+            "SELECT t1.value, t2.value FROM tags t1 JOIN tags t2 ON t1.run_uuid = t2.run_uuid "
+            "JOIN runs r ON r.run_uuid = t1.run_uuid "
+            "WHERE t1.key = 'dvc_exp_name' AND t2.key = 'stage' AND r.status = 'FINISHED'"
+        ).fetchall()
+    names = {name for name, _ in rows}
+    assert len(names) == 2 and all(names), rows
+    stages = {"collect", "train_tokenizer", "tokenize", "train_dynamics", "evaluate"}
+    for name in names:
+        assert {stage for n, stage in rows if n == name} == stages, rows
+
+    wm = str(Path(sys.executable).parent / "wm")
+    res = _sh([wm, "compare", *sorted(names)], repo, env)
+    assert "seeds 0, 1 (2 runs)" in res.stdout and "gain over repeat-last" in res.stdout
+    bad = subprocess.run(
+        [wm, "compare", "no-such-exp"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "unknown experiments no-such-exp" in bad.stderr

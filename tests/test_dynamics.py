@@ -218,6 +218,25 @@ def test_cached_rollout_equals_recomputing_rollout_within_the_window() -> None:
     assert torch.allclose(cached, plain, atol=1e-4)
 
 
+def test_teacher_forcing_sees_the_truth_and_matches_both_paths() -> None:
+    """Given its own rollout as the truth, teacher forcing reproduces the rollout (same
+    noise); given another truth it differs; cached and recomputing paths agree."""
+    m = _model()
+    ctx, acts = torch.randn(2, 3, 4, 3), torch.randn(2, 3 + 5, 2)
+    kw = dict(horizon=5, steps=4, tau_ctx=0.9, window=8, context_d=1 / 8)
+
+    def run(**extra):
+        return rollout(m, ctx, acts, generator=torch.Generator().manual_seed(3), **kw, **extra)
+
+    free = run()
+    assert torch.allclose(run(truth=free), free, atol=1e-5)
+    other = torch.randn_like(free)
+    forced = run(truth=other)
+    assert torch.allclose(forced[:, 0], free[:, 0], atol=1e-5)  # frame 1 sees no prediction
+    assert not torch.allclose(forced[:, 1:], free[:, 1:], atol=1e-3)
+    assert torch.allclose(run(truth=other, kv_cache=False), forced, atol=1e-4)
+
+
 def test_cached_rollout_keeps_a_bounded_window() -> None:
     m = _model()
     stream = m.start_stream(window=4)

@@ -12,15 +12,13 @@ import pytest
 
 from worldmodel.data.episodes import (
     SCHEMA_VERSION,
-    TRAIN,
-    VAL,
     Episode,
     EpisodeStore,
     EpisodeWriter,
     StoreError,
     TaskInfo,
-    assign_splits,
 )
+from worldmodel.data.splits import TEST, TRAIN, VAL, assign_splits, split_sizes
 
 
 def _episode(task: str, t: int, a: int, seed: int) -> Episode:
@@ -44,7 +42,7 @@ def _write(path: Path) -> list[Episode]:
     w = EpisodeWriter(path, tasks, [e.length for e in eps], 8, attrs={"params": {"k": 1}})
     for i, e in enumerate(eps):
         w.write(i, e)
-    w.finish(np.array([TRAIN, VAL, TRAIN], np.uint8))
+    w.finish(np.array([TRAIN, VAL, TEST], np.uint8))
     return eps
 
 
@@ -54,7 +52,7 @@ def test_round_trip(tmp_path: Path) -> None:
     with EpisodeStore(path) as s:
         assert s.num_episodes == 3 and s.num_frames == 32
         assert s.tasks == ["a-x", "b-y"] and s.action_dims == [1, 3] and s.action_dim == 3
-        assert list(s.episode_ids("train")) == [0, 2] and list(s.episode_ids("val")) == [1]
+        assert list(s.episode_ids("train")) == [0] and list(s.episode_ids("test")) == [2]
         assert list(s.episode_ids(task="a-x")) == [0, 2]
         assert s.params == {"k": 1}
         for i, e in enumerate(eps):
@@ -161,12 +159,24 @@ def test_bad_index_is_named(tmp_path: Path) -> None:
 
 def test_splits_are_by_episode_per_task_and_seeded() -> None:
     task_ids = np.array([0] * 10 + [1] * 3)
-    s1 = assign_splits(task_ids, 0.2, seed=1)
-    assert (s1[:10] == VAL).sum() == 2 and (s1[10:] == VAL).sum() == 1  # at least one
-    assert np.array_equal(s1, assign_splits(task_ids, 0.2, seed=1))
-    assert not np.array_equal(s1, assign_splits(task_ids, 0.2, seed=2))
-    assert (assign_splits(task_ids, 0.0, seed=1) == TRAIN).all()
-    assert (assign_splits(np.array([0]), 0.5, seed=1) == TRAIN).all()  # never all-val
+    s1 = assign_splits(task_ids, 0.2, 0.3, seed=1)
+    assert (s1[:10] == VAL).sum() == 2 and (s1[:10] == TEST).sum() == 3
+    assert (s1[10:] == VAL).sum() == 1 and (s1[10:] == TEST).sum() == 1  # at least one each
+    assert (s1[10:] == TRAIN).sum() == 1
+    assert np.array_equal(s1, assign_splits(task_ids, 0.2, 0.3, seed=1))
+    assert not np.array_equal(s1, assign_splits(task_ids, 0.2, 0.3, seed=2))
+    assert split_sizes(3, 0.5, 0.5) == (-1, 2, 2)  # no train left: params validation refuses
+
+
+def test_store_reads_each_split(tmp_path: Path) -> None:
+    path = tmp_path / "e.h5"
+    _write(path)
+    with EpisodeStore(path) as store:
+        assert store.episode_ids("train").tolist() == [0]
+        assert store.episode_ids("val").tolist() == [1]
+        assert store.episode_ids("test").tolist() == [2]
+        with pytest.raises(ValueError, match="split must be one of train, val, test"):
+            store.episode_ids("holdout")
 
 
 def test_attrs_are_json(tmp_path: Path) -> None:

@@ -21,8 +21,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
     d = tmp_path_factory.mktemp("pipeline")
     params = tiny_params(
-        tasks=["synthetic-shapes", "cartpole-swingup"], frames_per_episode=20, val_fraction=0.5
-    )
+        tasks=["synthetic-shapes", "cartpole-swingup"],
+        episodes_per_task=5,
+        frames_per_episode=20,
+        val_fraction=0.2,
+        test_fraction=0.4,
+    )  # per task: 2 train, 1 val, 2 test episodes
     data = params.model_dump()
     (d / "params.yaml").write_text(yaml.safe_dump(data))  # for the benchmark scripts
     collect.run(params, d / "episodes.h5", d / "collect.json", track=False)
@@ -61,18 +65,97 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 
 @pytest.mark.slow
-def test_windows_come_only_from_validation_episodes(pipeline: tuple[Path, dict]) -> None:
+def test_heldout_windows_come_only_from_their_split(pipeline: tuple[Path, dict]) -> None:
     d, _ = pipeline
     with EpisodeStore(d / "episodes.h5") as store:
-        val = set(store.episode_ids("val").tolist())
-        for task in store.tasks:
-            w = heldout_windows(store, task, 14, 10)
-            assert set(w.episodes.tolist()) <= val
-            assert set(w.episodes.tolist()).isdisjoint(store.episode_ids("train").tolist())
-            for frames, e, s in zip(w.frames, w.episodes, w.starts, strict=True):
-                np.testing.assert_array_equal(
-                    frames, store.read(int(e), int(s), int(s) + 14).frames
-                )
+        for split in ("val", "test"):
+            allowed = set(store.episode_ids(split).tolist())
+            for task in store.tasks:
+                w = heldout_windows(store, task, 14, 10, split=split)
+                assert set(w.episodes.tolist()) <= allowed
+                for frames, e, s in zip(w.frames, w.episodes, w.starts, strict=True):
+                    np.testing.assert_array_equal(
+                        frames, store.read(int(e), int(s), int(s) + 14).frames
+                    )
+        with pytest.raises(ValueError, match="not 'train'"):
+            heldout_windows(store, store.tasks[0], 14, 10, split="train")
+
+
+@pytest.mark.slow
+def test_no_test_episode_reaches_training_checks_or_benchmarks(
+    pipeline: tuple[Path, dict],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """Test episodes are poisoned: reading their frames raises, and their latents are NaN.
+    The tokenizer's and the dynamics' training (with periodic and final checks) and both
+    benchmark scripts still run and report finite numbers, so none of them touched one."""
+    import shutil
+    import sys
+
+    import h5py
+
+    from stages import train_dynamics, train_tokenizer
+    from worldmodel.data.splits import TEST
+
+    d, _ = pipeline
+    params = tiny_params(
+        tasks=["synthetic-shapes", "cartpole-swingup"],
+        episodes_per_task=5,
+        frames_per_episode=20,
+        val_fraction=0.2,
+        test_fraction=0.4,
+    )
+    latents = tmp_path / "latents.h5"
+    shutil.copy(d / "latents.h5", latents)
+    with h5py.File(latents, "r+") as f:
+        split, start, length = (f[f"episodes/{k}"][:] for k in ("split", "start", "length"))
+        assert (split == TEST).sum() == 4
+        for e in np.flatnonzero(split == TEST):
+            f["latents"][start[e] : start[e] + length[e]] = np.nan
+    read = EpisodeStore.read
+
+    def guarded(self: EpisodeStore, episode: int, *args, **kwargs):
+        assert self.splits[episode] != TEST, f"test episode {episode} was read"
+        return read(self, episode, *args, **kwargs)
+
+    monkeypatch.setattr(EpisodeStore, "read", guarded)
+    tok = train_tokenizer.run(
+        params, d / "episodes.h5", tmp_path / "tok", tmp_path / "t.json", tmp_path / "t.tsv",
+        tmp_path / "t.pt", track=False,
+    )  # fmt: skip
+    assert np.isfinite(tok["val"]["psnr"])
+    dyn = train_dynamics.run(
+        params,
+        latents,
+        tmp_path / "dyn",
+        tmp_path / "d.json",
+        tmp_path / "d.tsv",
+        tmp_path / "d.pt",
+        track=False,
+    )  # fmt: skip  (a NaN latent in any batch would stop training as diverged)
+    assert np.isfinite(dyn["val_rollout_latent_mse"])
+    curve = (tmp_path / "d.tsv").read_text().splitlines()
+    col = curve[0].split("\t").index("val/rollout_latent_mse")
+    checks = [float(r.split("\t")[col]) for r in curve[1:] if r.split("\t")[col]]
+    assert checks and np.isfinite(checks).all()
+
+    args = ["--params", str(d / "params.yaml"), "--episodes", str(d / "episodes.h5")]
+    monkeypatch.setattr(
+        sys, "argv", ["b", *args, "--set", "tokenizer.train.steps=2", "--eval-every", "2"]
+    )
+    load_script("bench_tokenizer").main()
+    args += ["--latents", str(latents), "--tokenizer", str(d / "tok" / "model.pt")]
+    monkeypatch.setattr(
+        sys, "argv", ["b", *args, "--set", "dynamics.train.steps=5", "--eval-every", "5"]
+    )
+    load_script("bench_dynamics").main()
+    lines = [ln.split("\t") for ln in capsys.readouterr().out.splitlines()]
+    for header in (ln for ln in lines if ln[0] == "step"):
+        row = lines[lines.index(header) + 1]
+        values = {k: float(v) for k, v in zip(header, row, strict=True) if "_ci_" not in k}
+        assert np.isfinite(list(values.values())).all(), values  # (1 val episode: no CI)
 
 
 @pytest.mark.slow
@@ -94,13 +177,31 @@ def test_outputs_per_task_and_overall(pipeline: tuple[Path, dict]) -> None:
     ):
         assert key in o and o[key] is not None, key
     assert o["lpips_h1"] is None or isinstance(o["lpips_h1"], float)
+    assert o["split"] == "test" and o["episodes"] == 4  # 2 test episodes per task, pooled
+    for key in (
+        "gain_over_repeat_last_db",
+        "action_sensitivity_db",
+        "action_sensitivity_mean_db",
+        "exposure_bias_db",
+        "tokenizer_ceiling_psnr",
+        "extended_gain_over_repeat_last_db",
+        "sampler_k4_minus_kmax_psnr_db_h1",
+        "sampler_k4_minus_kmax_psnr_db_h4",
+    ):
+        lo, hi = o[f"{key}_ci95"]  # paired, episode-clustered bootstrap
+        assert lo <= o[key] <= hi, key
+    for task in saved["tasks"].values():
+        assert len(task["gain_over_repeat_last_db_ci95"]) == 2
     assert [r["k"] for r in saved["sampler_sweep"]] == [1, 2, 4]
     assert all(r["sharpness_h4"] > 0 for r in saved["sampler_sweep"])
     rows = (d / "rollout.tsv").read_text().splitlines()
     header = rows[0].split("\t")
-    assert header[0] == "horizon" and len(rows) == 1 + 12  # extended horizon
+    assert header[0] == "horizon" and len(rows) == 1 + 4  # evaluate.horizon
     for m in ("model", "repeat_last", "tokenizer_ceiling", "teacher_forced", "shuffled_actions"):
         assert f"psnr/{m}" in header and f"ssim/{m}" in header
+        assert f"psnr_ci95_low/{m}" in header and f"psnr_ci95_high/{m}" in header
+    for name in ("gain_over_repeat_last_db", "action_sensitivity_db", "exposure_bias_db"):
+        assert {name, f"{name}_ci95_low", f"{name}_ci95_high"} <= set(header)
     names = {p.name for p in (d / "eval").iterdir()}
     assert {"psnr_vs_horizon.png", "sampler_sweep.png"} <= names
     assert any(n.endswith(".gif") for n in names) and any(n.endswith("_strip.png") for n in names)
@@ -177,7 +278,7 @@ def test_bench_dynamics_reports_the_targets(
     rows = [dict(zip(header, ln, strict=True)) for ln in lines if ln[0] in ("5", "10")]
     assert [r["step"] for r in rows] == ["5", "10"]
     for r in rows:
-        values = [float(r[k]) for k in header]
+        values = [float(r[k]) for k in header if "_ci_" not in k]  # 1 val episode: no CI
         assert np.isfinite(values).all()
     sweep = lines[lines.index(["K", "psnr_h4", "sharpness_h4", "seconds"]) + 1 :]
     assert [ln[0] for ln in sweep] == ["1", "2", "4"]  # 1, evaluate.steps = 2, k_max = 4

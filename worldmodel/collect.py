@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from worldmodel.config import Params
-from worldmodel.data.episodes import Episode, EpisodeWriter, TaskInfo, assign_splits
+from worldmodel.data.episodes import Episode, EpisodeWriter, TaskInfo
+from worldmodel.data.splits import TEST, VAL, assign_splits
 from worldmodel.envs import Env, make_env
 from worldmodel.envs.policies import Policy
 from worldmodel.utils import atomic_path, derive_seed, remove_stale_tmp
@@ -175,7 +176,9 @@ def collect(
                 frames_done += ep.length
                 if on_episode is not None:
                     on_episode(i + 1, len(jobs), frames_done)
-            split = assign_splits(task_ids, c.val_fraction, derive_seed(params.base.seed, "split"))
+            split = assign_splits(
+                task_ids, c.val_fraction, c.test_fraction, derive_seed(params.base.seed, "split")
+            )
             writer.finish(split)
         finally:
             writer.close()
@@ -186,7 +189,8 @@ def collect(
         r = returns[task_ids == t]
         per_task[task] = {
             "episodes": int(len(r)),
-            "val_episodes": int((split[task_ids == t] == 1).sum()),
+            "val_episodes": int((split[task_ids == t] == VAL).sum()),
+            "test_episodes": int((split[task_ids == t] == TEST).sum()),
             "return_mean": round(float(r.mean()), 4),
             "return_max": round(float(r.max()), 4),
         }

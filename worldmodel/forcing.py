@@ -217,6 +217,7 @@ def rollout(
     generator: torch.Generator | None = None,
     context_d: float | None = None,
     kv_cache: bool = True,
+    truth: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Autoregressive rollout from clean context latents with given actions.
 
@@ -235,6 +236,11 @@ def rollout(
             reruns the window. Both give the same frames while ``C + horizon <= window``;
             past it, a cached frame keeps the state it was committed with, where the
             recomputing path re-encodes it from the frames still in the window.
+        truth: ``(B, horizon, S, Ch)`` clean latents of the frames to predict, for teacher
+            forcing: each frame is still predicted from the past, but the past then gets
+            the true frame (corrupted to ``tau_ctx``) instead of the prediction, so every
+            output is a one-step prediction from the true past. The gap between this and
+            the free rollout is exposure bias.
 
     Returns:
         ``(B, horizon, S, Ch)`` generated clean latents.
@@ -247,7 +253,7 @@ def rollout(
     past = [corrupt(context[:, i], tau_ctx, noise_like(context[:, i])) for i in range(c)]
     if kv_cache and hasattr(f, "stream_step"):
         return _rollout_streaming(
-            f, past, actions, horizon, steps, tau_ctx, window, noise_like, context_d
+            f, past, actions, horizon, steps, tau_ctx, window, noise_like, context_d, truth
         )
     out = []
     for h in range(horizon):
@@ -256,7 +262,8 @@ def rollout(
         acts = actions[:, t - ctx.shape[1] : t + 1]
         z = sample_frame(f, ctx, tau_ctx, acts, steps, noise_like(context[:, 0]), context_d)
         out.append(z)
-        past.append(corrupt(z, tau_ctx, noise_like(z)))
+        seen = z if truth is None else truth[:, h]
+        past.append(corrupt(seen, tau_ctx, noise_like(seen)))
     return torch.stack(out, dim=1)
 
 
@@ -270,6 +277,7 @@ def _rollout_streaming(
     window: int,
     noise_like: Callable[[torch.Tensor], torch.Tensor],
     context_d: float | None,
+    truth: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`rollout` with a KV cache: the same sampler, one frame's tokens per step."""
     c = len(past)
@@ -292,6 +300,7 @@ def _rollout_streaming(
 
         z = shortcut_steps(predict, noise_like(past[0]), steps)
         out.append(z)
-        zc = corrupt(z, tau_ctx, noise_like(z))
+        seen = z if truth is None else truth[:, h]
+        zc = corrupt(seen, tau_ctx, noise_like(seen))
         f.stream_step(stream, zc, full(tau_ctx), full(label_d), actions[:, t], commit=True)
     return torch.stack(out, dim=1)

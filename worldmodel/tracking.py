@@ -33,8 +33,18 @@ _FLUSH_SECONDS = 15.0  # so a live run shows progress in the UI
 
 
 def tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI`` or the project's sqlite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+    """``$MLFLOW_TRACKING_URI``, else the project's sqlite store ``<root>/mlflow.db``.
+
+    The root is ``$DVC_ROOT`` when DVC runs the stage: for a queued or ``--temp``
+    experiment DVC points it at the real repository, not at the temporary copy under
+    ``.dvc/tmp/exps/`` the experiment runs in (deleted afterwards, with anything stored
+    there). Outside DVC it is the nearest folder above the working directory holding a
+    ``dvc.yaml`` (:func:`worldmodel.utils.project_root`).
+    """
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    root = Path(os.environ["DVC_ROOT"]) if os.environ.get("DVC_ROOT") else project_root()
+    return f"sqlite:///{root.resolve() / 'mlflow.db'}"
 
 
 def artifact_location(uri: str) -> str | None:

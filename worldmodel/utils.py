@@ -139,8 +139,17 @@ def _json_default(obj: Any) -> Any:
 
 
 def project_root(start: str | Path | None = None) -> Path:
-    """The nearest directory at or above ``start`` (default: cwd) holding ``dvc.yaml``."""
+    """The nearest directory at or above ``start`` (default: cwd) holding ``dvc.yaml``.
+
+    Inside a DVC experiment's temporary copy (``<repo>/.dvc/tmp/exps/...``) the answer is
+    ``<repo>``, the repository the experiment belongs to.
+    """
     here = Path(start or Path.cwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            here = Path(*parts[:i])
+            break
     for cand in (here, *here.parents):
         if (cand / "dvc.yaml").is_file():
             return cand

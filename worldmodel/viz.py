@@ -65,7 +65,8 @@ def rollout_media(
 ) -> None:
     """PSNR-vs-horizon and sampler-sweep PNGs, and per task a few GIFs and strips.
 
-    ``rows``: per-horizon rows with ``psnr/<method>`` and ``psnr_ci95/<method>`` columns.
+    ``rows``: per-horizon rows with ``psnr/<method>`` and ``psnr_ci95_{low,high}/<method>``
+    columns (95% intervals, shaded).
     Strips: rows truth | model | repeat-last, ``context`` frames then ``horizon`` more.
     GIFs: truth | model | repeat-last side by side over the whole window.
     """
@@ -79,10 +80,13 @@ def rollout_media(
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for m in methods:
         y = np.array([r[f"psnr/{m}"] for r in rows])
-        ci = np.array([r[f"psnr_ci95/{m}"] for r in rows])
+        lo = np.array([r[f"psnr_ci95_low/{m}"] for r in rows])
+        hi = np.array([r[f"psnr_ci95_high/{m}"] for r in rows])
         ax.plot(h, y, label=m)
-        ax.fill_between(h, y - ci, y + ci, alpha=0.2)
-    ax.set(xlabel="horizon (frames after context)", ylabel="PSNR (dB)", title="Held-out rollouts")
+        ax.fill_between(h, lo, hi, alpha=0.2)
+    ax.set(
+        xlabel="horizon (frames after context)", ylabel="PSNR (dB)", title="Test-episode rollouts"
+    )
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -1,6 +1,6 @@
 """The episode store: pixel episodes in one HDF5 file (``data/episodes.h5``).
 
-Schema ``worldmodel.episodes``, version 1: ``frames`` (uint8, chunked and gzipped),
+Schema ``worldmodel.episodes``, version 2: ``frames`` (uint8, chunked and gzipped),
 ``actions`` (the action that led *into* each frame), ``rewards``, ``discounts`` and a
 per-episode index ``episodes/{start,length,task,split,seed,return}``. The full table of
 datasets and attributes is in docs/data.md.
@@ -20,9 +20,10 @@ from typing import Any
 import h5py
 import numpy as np
 
+from worldmodel.data.splits import SPLITS, split_mask
+
 SCHEMA = "worldmodel.episodes"
-SCHEMA_VERSION = 1
-TRAIN, VAL = 0, 1
+SCHEMA_VERSION = 2  # 2: a test split (``episodes/split`` 2) beside train and val
 CHUNK_FRAMES = 16
 
 
@@ -55,24 +56,6 @@ class TaskInfo:
     action_low: list[float]
     action_high: list[float]
     control_timestep: float
-
-
-def assign_splits(task_ids: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
-    """Split whole episodes into train/val, ``round(val_fraction * E_task)`` val per task.
-
-    At least one val episode per task when ``val_fraction > 0`` and the task has two or
-    more episodes; the choice is a seeded permutation, so it is reproducible.
-    """
-    split = np.full(len(task_ids), TRAIN, np.uint8)
-    rng = np.random.default_rng(seed)
-    for task in np.unique(task_ids):
-        idx = np.flatnonzero(task_ids == task)
-        n_val = int(round(val_fraction * len(idx)))
-        if val_fraction > 0 and len(idx) >= 2:
-            n_val = max(n_val, 1)
-        n_val = min(n_val, len(idx) - 1)
-        split[rng.permutation(idx)[:n_val]] = VAL
-    return split
 
 
 class EpisodeWriter:
@@ -130,6 +113,7 @@ class EpisodeWriter:
         at["action_high"] = json.dumps([t.action_high for t in tasks])
         at["control_timestep"] = json.dumps([t.control_timestep for t in tasks])
         at["image_size"] = image_size
+        at["splits"] = json.dumps(SPLITS)
         for key, value in (attrs or {}).items():
             at[key] = value if isinstance(value, str | int | float) else json.dumps(value)
         self._names = [t.name for t in tasks]
@@ -299,12 +283,9 @@ class EpisodeStore:
         return int(self.lengths.sum())
 
     def episode_ids(self, split: str | None = None, task: str | None = None) -> np.ndarray:
-        """Episode indices in ``split`` (``"train"``, ``"val"`` or None = all), optionally one task."""
-        mask = np.ones(self.num_episodes, bool)
-        if split is not None:
-            if split not in ("train", "val"):
-                raise ValueError(f"split must be 'train', 'val' or None, got {split!r}")
-            mask &= self.splits == (TRAIN if split == "train" else VAL)
+        """Episode indices in ``split`` (``train``, ``val``, ``test``; None = all), optionally
+        of one task."""
+        mask = split_mask(self.splits, split)
         if task is not None:
             mask &= self.task_ids == self.tasks.index(task)
         return np.flatnonzero(mask)

@@ -1,6 +1,6 @@
 """The latent store (``data/latents.h5``): every frame of every episode, encoded.
 
-Schema ``worldmodel.latents``, version 1: ``latents`` (float32 ``(N, L, C)`` in (-1, 1))
+Schema ``worldmodel.latents``, version 2: ``latents`` (float32 ``(N, L, C)`` in (-1, 1))
 with rows aligned one-to-one with the episode store's frames, and the episode store's
 ``actions``, ``rewards``, ``discounts`` and ``episodes/`` index copied beside them. The
 full table of datasets and attributes is in docs/data.md.
@@ -22,9 +22,10 @@ from worldmodel.data.episodes import (
     check_index,
     open_h5,
 )
+from worldmodel.data.splits import split_mask
 
 SCHEMA = "worldmodel.latents"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the test split; `clip_frames` attribute (was `context_frames`)
 _REQUIRED = {"latents": (np.float32, 3), **ALIGNED_FIELDS}
 
 
@@ -98,7 +99,7 @@ class LatentStore:
             self.task_ids = f["episodes/task"][:]
             self.splits = f["episodes/split"][:]
             self.tasks: list[str] = json.loads(f.attrs["tasks"])
-            self.context_frames = int(f.attrs.get("context_frames", 1))
+            self.clip_frames = int(f.attrs["clip_frames"])
             self.tokenizer_meta: dict[str, Any] = json.loads(f.attrs.get("tokenizer", "{}"))
 
     @property
@@ -106,9 +107,5 @@ class LatentStore:
         return tuple(self.latents.shape[1:])  # type: ignore[return-value]
 
     def episode_ids(self, split: str | None = None) -> np.ndarray:
-        """Episode indices of ``split`` (``"train"``, ``"val"`` or None for all)."""
-        if split is None:
-            return np.arange(len(self.starts))
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be 'train', 'val' or None, got {split!r}")
-        return np.flatnonzero(self.splits == (0 if split == "train" else 1))
+        """Episode indices of ``split`` (``train``, ``val``, ``test``; None = all)."""
+        return np.flatnonzero(split_mask(self.splits, split))

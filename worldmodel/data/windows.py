@@ -103,12 +103,22 @@ class PixelWindows:
     starts: np.ndarray  # (N,) first frame within the episode
 
 
-def heldout_windows(store: EpisodeStore, task: str, length: int, n: int) -> PixelWindows:
-    """``n`` windows of ``length`` frames spread evenly over ``task``'s validation episodes."""
-    eps = [int(e) for e in store.episode_ids("val", task) if store.lengths[e] >= length]
+def heldout_windows(
+    store: EpisodeStore, task: str, length: int, n: int, *, split: str
+) -> PixelWindows:
+    """``n`` windows of ``length`` frames spread evenly over ``task``'s ``split`` episodes.
+
+    ``split`` is ``val`` (periodic checks, benchmarks, tuning) or ``test`` (the headline
+    numbers); never ``train``. Windows do not overlap: an episode of ``T`` frames gives
+    ``T // length`` slots, and ``n`` of all slots are picked evenly, so every episode is
+    represented when ``n`` is at least the number of episodes.
+    """
+    if split not in ("val", "test"):
+        raise ValueError(f"held-out windows come from val or test episodes, not {split!r}")
+    eps = [int(e) for e in store.episode_ids(split, task) if store.lengths[e] >= length]
     if not eps:
         raise ValueError(
-            f"{store.path}: no validation episode of {task} holds {length} frames "
+            f"{store.path}: no {split} episode of {task} holds {length} frames "
             "(raise collect.frames_per_episode or lower evaluate.context/extended_horizon)"
         )
     slots = [(e, s) for e in eps for s in range(0, int(store.lengths[e]) - length + 1, length)]

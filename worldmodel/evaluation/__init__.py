@@ -22,7 +22,14 @@ from worldmodel.config import EvaluateParams
 from worldmodel.data.episodes import EpisodeStore
 from worldmodel.data.windows import PixelWindows, heldout_windows
 from worldmodel.evaluation.rollouts import METHODS, Evaluator
-from worldmodel.evaluation.summary import result_line, rollout_rows, sampler_headline, summarize
+from worldmodel.evaluation.summary import (
+    Scores,
+    extended_summary,
+    result_line,
+    rollout_rows,
+    sampler_headline,
+    summarize,
+)
 from worldmodel.forcing import step_sizes
 
 __all__ = ["METHODS", "EvaluationReport", "Evaluator", "evaluate_store", "result_line"]
@@ -37,7 +44,7 @@ class EvaluationReport:
             content of ``metrics/evaluate.json``.
         rows: per-horizon rows of the pooled scores (``metrics/rollout.tsv``).
         sweep: one row per sampler step count K (``metrics/sampler_sweep.tsv``).
-        media: per task, its windows and the decoded pixels of each method (for GIFs).
+        media: per task, its extended windows and the decoded pixels of each method (GIFs).
     """
 
     summary: dict[str, Any]
@@ -51,46 +58,82 @@ def evaluate_store(
     store: EpisodeStore,
     e: EvaluateParams,
     k_max: int,
+    *,
+    split: str = "test",
     log: Callable[[str], None] = lambda _: None,
 ) -> EvaluationReport:
     """Score every task's held-out windows, pool them, and sweep the sampler's K.
 
+    Per task: ``e.windows`` windows of ``C + H`` frames for the headline numbers, and
+    ``e.extended_windows`` longer ones (``C + extended_horizon``) that check rollouts
+    past the longest training window.
+
     Args:
         ev: the evaluator (models, context level, sampler).
-        store: the episode store; windows come from its validation episodes.
+        store: the episode store; windows come from its ``split`` episodes (``test``
+            for the headline numbers; ``val`` for tuning).
         e: the `evaluate` params.
         k_max: the dynamics model's finest step count (the sweep goes 1, 2, 4, ..., k_max).
         log: receives one line per task.
     """
     if e.extended_horizon < 2 * ev.window:
         log(f"note: extended_horizon {e.extended_horizon} < 2 x training window {ev.window}")
-    length = e.context + e.extended_horizon
     t0 = time.perf_counter()
     per_task: dict[str, Any] = {}
-    pooled: dict[str, dict[str, list]] = {m: {} for m in METHODS}
+    pooled: dict[str, list[Scores]] = {"headline": [], "extended": []}
+    clusters: dict[str, list[np.ndarray]] = {"headline": [], "extended": []}
     media = []
     for task in store.tasks:
-        w = heldout_windows(store, task, length, e.windows)
-        log(f"{task}: {len(w.frames)} held-out windows x {length} frames, K={e.steps}")
-        scores = ev.run(w, e.extended_horizon, e.steps)
-        per_task[task] = {**summarize(scores, e.horizon, e.sweep_at), "windows": len(w.frames)}
-        for m in METHODS:
-            for k, v in scores[m].items():
-                pooled[m].setdefault(k, []).append(v)
-        media.append((task, w, ev.last_pixels))
-    scores = {m: {k: np.concatenate(v) for k, v in d.items()} for m, d in pooled.items()}
-    overall = summarize(scores, e.horizon, e.sweep_at)
+        # headline: many windows of C + H frames (several per episode: a tight interval)
+        w = heldout_windows(store, task, e.context + e.horizon, e.windows, split=split)
+        n_eps = len(np.unique(w.episodes))
+        log(
+            f"{task}: {len(w.frames)} {split} windows of {n_eps} episodes x {e.context} + {e.horizon} frames, K={e.steps}"
+        )
+        scores = ev.run(w, e.horizon, e.steps)
+        # extended: fewer, longer rollouts, past the longest training window
+        wx = heldout_windows(
+            store, task, e.context + e.extended_horizon, e.extended_windows, split=split
+        )
+        log(f"{task}: {len(wx.frames)} {split} windows x {e.context} + {e.extended_horizon} frames")
+        extended = ev.run(wx, e.extended_horizon, e.steps)
+        media.append((task, wx, ev.last_pixels))
+        per_task[task] = summarize(scores, e.horizon, e.sweep_at, w.episodes, ev.seed)
+        per_task[task].update(extended_summary(extended, wx.episodes, ev.seed))
+        for part, sc, eps in (
+            ("headline", scores, w.episodes),
+            ("extended", extended, wx.episodes),
+        ):
+            pooled[part].append(sc)
+            clusters[part].append(eps)  # episode indices are unique across tasks
+
+    def pool(part: str) -> tuple[Scores, np.ndarray]:
+        runs = pooled[part]
+        merged = {
+            m: {k: np.concatenate([r[m][k] for r in runs]) for k in runs[0][m]} for m in runs[0]
+        }
+        return merged, np.concatenate(clusters[part])
+
+    scores, episodes = pool("headline")
+    overall = summarize(scores, e.horizon, e.sweep_at, episodes, ev.seed)
+    overall.update(extended_summary(*pool("extended"), ev.seed))
 
     ks = [int(round(1 / d)) for d in step_sizes(k_max)]  # 1, 2, 4, ..., k_max
-    w0 = heldout_windows(store, store.tasks[0], e.context + e.sweep_horizon, e.sweep_windows)
-    sweep = ev.sweep(w0, e.sweep_horizon, ks, e.sweep_at)
-    overall.update(sampler_headline(sweep, e.sweep_horizon, e.sweep_at))
+    w0 = heldout_windows(
+        store, store.tasks[0], e.context + e.sweep_horizon, e.sweep_windows, split=split
+    )
+    log(f"sampler sweep: K in {ks} on {len(w0.frames)} {store.tasks[0]} windows")
+    sweep, sweep_psnr = ev.sweep(w0, e.sweep_horizon, ks, e.sweep_at)
+    overall.update(
+        sampler_headline(sweep, sweep_psnr, e.sweep_horizon, e.sweep_at, w0.episodes, ev.seed)
+    )
     overall.update(
         {
+            "split": split,
             "device": ev.device.type,
             "lpips_available": ev.lpips is not None,
             "seconds": round(time.perf_counter() - t0, 1),
         }
     )
     summary = {"overall": overall, "tasks": per_task, "sampler_sweep": sweep}
-    return EvaluationReport(summary, rollout_rows(scores), sweep, media)
+    return EvaluationReport(summary, rollout_rows(scores, episodes, ev.seed), sweep, media)

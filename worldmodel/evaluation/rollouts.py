@@ -28,7 +28,7 @@ from worldmodel.checkpoints import ModelMeta
 from worldmodel.codec import decode_latents, encode_episode
 from worldmodel.config import EvaluateParams
 from worldmodel.data.windows import PixelWindows
-from worldmodel.forcing import corrupt, rollout, sample_frame
+from worldmodel.forcing import rollout
 from worldmodel.metrics import LPIPS, psnr, sharpness_ratio, ssim
 from worldmodel.models.dynamics import Dynamics
 from worldmodel.models.tokenizer import Tokenizer
@@ -97,50 +97,38 @@ class Evaluator:
         )
 
     def roll(
-        self, z: torch.Tensor, actions: torch.Tensor, horizon: int, steps: int
+        self,
+        z: torch.Tensor,
+        actions: torch.Tensor,
+        horizon: int,
+        steps: int,
+        teacher_forced: bool = False,
     ) -> torch.Tensor:
-        """Rollout latents ``(N, horizon, L, C)`` from the first ``C`` latents of ``z``."""
-        g = torch.Generator().manual_seed(self.seed)
-        out = [
-            rollout(
-                self.dyn,
-                z[i : i + self.batch, : self.c],
-                actions[i : i + self.batch, : self.c + horizon],
-                horizon,
-                steps,
-                self.tau_ctx,
-                self.window,
-                g,
-                self.context_d,
-            )
-            for i in range(0, len(z), self.batch)
-        ]
-        return torch.cat(out)
+        """Rollout latents ``(N, horizon, L, C)`` from the first ``C`` latents of ``z``.
 
-    @torch.no_grad()
-    def teacher_forced(
-        self, z: torch.Tensor, actions: torch.Tensor, horizon: int, steps: int
-    ) -> torch.Tensor:
-        """One-step predictions of frames ``C..C+horizon-1``, each from the true past latents."""
-        g = torch.Generator().manual_seed(self.seed + 1)
-        noisy = corrupt(z, self.tau_ctx, torch.randn(z.shape, generator=g).to(z))
-        preds = []
-        for h in range(horizon):
-            t = self.c + h
-            lo = max(0, t - (self.window - 1))
-            noise = torch.randn(z[:, 0].shape, generator=g).to(z)
-            preds.append(
-                sample_frame(
+        ``teacher_forced``: one-step predictions, the past holding the true latents of
+        ``z`` instead of the model's own (see :func:`worldmodel.forcing.rollout`).
+        """
+        g = torch.Generator().manual_seed(self.seed + int(teacher_forced))
+        out = []
+        for i in range(0, len(z), self.batch):
+            zi = z[i : i + self.batch]
+            truth = zi[:, self.c : self.c + horizon] if teacher_forced else None
+            out.append(
+                rollout(
                     self.dyn,
-                    noisy[:, lo:t],
-                    self.tau_ctx,
-                    actions[:, lo : t + 1],
+                    zi[:, : self.c],
+                    actions[i : i + self.batch, : self.c + horizon],
+                    horizon,
                     steps,
-                    noise,
+                    self.tau_ctx,
+                    self.window,
+                    g,
                     self.context_d,
-                )
+                    truth=truth,
+                )  # fmt: skip
             )
-        return torch.stack(preds, dim=1)
+        return torch.cat(out)
 
     def score(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
         """Per-window, per-step metrics ``(N, H)`` of pixel predictions vs targets."""
@@ -168,7 +156,7 @@ class Evaluator:
         shuffled[:, : self.c] = a[:, : self.c]  # same context, different future actions
         latents = {
             "model": self.roll(z, a, horizon, steps),
-            "teacher_forced": self.teacher_forced(z, a, horizon, steps),
+            "teacher_forced": self.roll(z, a, horizon, steps, teacher_forced=True),
             "shuffled_actions": self.roll(z, shuffled, horizon, steps),
         }
         result: dict[str, dict[str, np.ndarray]] = {}
@@ -193,13 +181,17 @@ class Evaluator:
 
     def sweep(
         self, w: PixelWindows, horizon: int, ks: list[int], at: list[int]
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], dict[int, np.ndarray]]:
         """Sampler sweep per K: PSNR at horizons ``at``, generated frames/s (batch 1 and
-        batched), and the last frame's sharpness relative to the ground truth."""
+        batched), and the last frame's sharpness relative to the ground truth.
+
+        Returns the rows (one per K, window means) and each K's per-window PSNR
+        ``{k: (N, horizon)}`` (for paired intervals between two K).
+        """
         frames = torch.from_numpy(w.frames).float() / 255
         z = self.encode(w.frames)
         a = torch.from_numpy(w.actions).to(self.device)
-        rows = []
+        rows, per_window = [], {}
         for k in ks:
             t0 = time.perf_counter()
             zp = self.roll(z, a, horizon, k)
@@ -209,11 +201,12 @@ class Evaluator:
             single = horizon / (time.perf_counter() - t0)
             pix = self.decode(torch.cat([z[:, : self.c], zp], 1))[:, self.c :]
             truth = frames[:, self.c : self.c + horizon]
-            p = psnr(pix, truth).view(len(zp), horizon).numpy().mean(0)
+            per_window[k] = psnr(pix, truth).view(len(zp), horizon).numpy()
+            p = per_window[k].mean(0)
             row = {"k": k, "fps_batch1": round(single, 2), "fps_batched": round(batched, 2)}
             row.update({f"psnr_h{h}": float(p[h - 1]) for h in at if h <= horizon})
             # sharpness of the last frame relative to the truth's (1 = as sharp): PSNR
             # falls as K grows when samples get sharper, not only when they get worse
             row[f"sharpness_h{horizon}"] = round(sharpness_ratio(pix[:, -1], truth[:, -1]), 4)
             rows.append(row)
-        return rows
+        return rows, per_window

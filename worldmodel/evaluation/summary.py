@@ -1,9 +1,11 @@
-"""Headline numbers and per-horizon rows from the evaluator's scores.
+"""Headline numbers and per-horizon rows from the evaluator's scores, with their CIs.
 
 ``scores`` is ``{method: {metric: (N, H) array}}`` as :meth:`Evaluator.run` returns it (one
-value per window and horizon step). Everything ``metrics/evaluate.json``,
-``metrics/rollout.tsv`` and ``scripts/bench_dynamics.py`` report is derived here, so the
-stage and the benchmark cannot drift apart.
+value per window and horizon step); ``clusters`` ``(N,)`` names each window's episode.
+Everything ``metrics/evaluate.json``, ``metrics/rollout.tsv`` and
+``scripts/bench_dynamics.py`` report is derived here, so the stage and the benchmark
+cannot drift apart. Every headline difference comes with a paired, episode-clustered
+bootstrap 95% interval (:mod:`worldmodel.evaluation.stats`) as ``<name>_ci95: [low, high]``.
 """
 
 from __future__ import annotations
@@ -13,34 +15,79 @@ from typing import Any
 import numpy as np
 
 from worldmodel.evaluation.rollouts import METHODS
+from worldmodel.evaluation.stats import clustered_ci
+
+Scores = dict[str, dict[str, np.ndarray]]
 
 
-def curve(scores: dict[str, dict[str, np.ndarray]], method: str, metric: str, horizon: int):
+def curve(scores: Scores, method: str, metric: str, horizon: int) -> np.ndarray:
     """Mean over windows of ``method``'s ``metric`` at horizon steps ``1..horizon``: ``(horizon,)``."""
     return scores[method][metric][:, :horizon].mean(0)
 
 
-def action_and_gain(scores: dict[str, dict[str, np.ndarray]], horizon: int) -> dict[str, Any]:
-    """The numbers that say whether the model beats repeat-last and uses its actions.
+def per_window(scores: Scores, horizon: int) -> dict[str, np.ndarray]:
+    """The per-window quantities ``(N,)`` whose means are the headline numbers (dB).
 
-    Needs ``model``, ``repeat_last`` and ``shuffled_actions`` PSNR. Returns (dB):
-    ``gain_over_repeat_last_db`` (mean over h = 1..horizon of model minus repeat-last),
-    ``min_gain_h4_plus_db`` (its smallest value at h >= 4), ``action_sensitivity_db``
-    (model minus shuffled actions at h = horizon) and ``action_sensitivity_mean_db``.
+    - ``gain_over_repeat_last_db``: model minus repeat-last PSNR, mean over h = 1..horizon;
+    - ``action_sensitivity_db``: model minus shuffled-actions PSNR at h = horizon (the
+      shuffled-actions cost; about 0 for a model that ignores its actions);
+    - ``action_sensitivity_mean_db``: the same, mean over h = 1..horizon;
+    - ``exposure_bias_db``: teacher-forced minus rollout PSNR, mean over h (when scored);
+    - ``tokenizer_ceiling_psnr``: decode(encode(truth)) PSNR, mean over h (when scored).
+
+    Each is computed per window first, so a difference is paired: both arms are the
+    same windows with the same sampling noise.
     """
-    model = curve(scores, "model", "psnr", horizon)
-    gain = model - curve(scores, "repeat_last", "psnr", horizon)
-    shuffled = model - curve(scores, "shuffled_actions", "psnr", horizon)
-    return {
-        "gain_over_repeat_last_db": round(float(gain.mean()), 3),
-        "min_gain_h4_plus_db": round(float(gain[3:].min()), 3) if horizon >= 4 else None,
-        "action_sensitivity_db": round(float(shuffled[horizon - 1]), 3),
-        "action_sensitivity_mean_db": round(float(shuffled.mean()), 3),
+
+    def psnr(method: str) -> np.ndarray:
+        return scores[method]["psnr"][:, :horizon].astype(np.float64)
+
+    model = psnr("model")
+    shuffled = model - psnr("shuffled_actions")
+    out = {
+        "gain_over_repeat_last_db": (model - psnr("repeat_last")).mean(1),
+        "action_sensitivity_db": shuffled[:, horizon - 1],
+        "action_sensitivity_mean_db": shuffled.mean(1),
     }
+    if "teacher_forced" in scores:
+        out["exposure_bias_db"] = (psnr("teacher_forced") - model).mean(1)
+    if "tokenizer_ceiling" in scores:
+        out["tokenizer_ceiling_psnr"] = psnr("tokenizer_ceiling").mean(1)
+    return out
+
+
+def with_ci(
+    values: dict[str, np.ndarray], clusters: np.ndarray | None, seed: int, digits: int = 3
+) -> dict[str, Any]:
+    """``{name: mean}`` plus ``{name_ci95: [low, high]}`` when ``clusters`` are given."""
+    out: dict[str, Any] = {}
+    for name, v in values.items():
+        out[name] = round(float(v.mean()), digits)
+        if clusters is not None:
+            lo, hi = clustered_ci(v, clusters, seed)
+            out[f"{name}_ci95"] = [round(lo, digits), round(hi, digits)]
+    return out
+
+
+def action_and_gain(
+    scores: Scores, horizon: int, clusters: np.ndarray | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Whether the model beats repeat-last and uses its actions (needs ``model``,
+    ``repeat_last`` and ``shuffled_actions`` PSNR); with ``clusters``, each with its CI.
+
+    Returns the first three quantities of :func:`per_window` and
+    ``min_gain_h4_plus_db``, the smallest per-horizon mean gain at h >= 4.
+    """
+    wanted = ("gain_over_repeat_last_db", "action_sensitivity_db", "action_sensitivity_mean_db")
+    values = {k: v for k, v in per_window(scores, horizon).items() if k in wanted}
+    out = with_ci(values, clusters, seed)
+    gain = curve(scores, "model", "psnr", horizon) - curve(scores, "repeat_last", "psnr", horizon)
+    out["min_gain_h4_plus_db"] = round(float(gain[3:].min()), 3) if horizon >= 4 else None
+    return out
 
 
 def summarize(
-    scores: dict[str, dict[str, np.ndarray]], horizon: int, at: list[int]
+    scores: Scores, horizon: int, at: list[int], clusters: np.ndarray, seed: int = 0
 ) -> dict[str, Any]:
     """Headline numbers of one task (or all tasks pooled) over horizons ``1..horizon``."""
     model = curve(scores, "model", "psnr", horizon)
@@ -55,64 +102,110 @@ def summarize(
             out[f"ssim_h{h}"] = round(float(ssim[h - 1]), 4)
             out[f"lpips_h{h}"] = round(float(lpips[h - 1]), 4) if lpips is not None else None
             out[f"repeat_last_psnr_h{h}"] = round(float(rep[h - 1]), 3)
-    out.update(action_and_gain(scores, horizon))
-    teacher = curve(scores, "teacher_forced", "psnr", horizon)
-    out["exposure_bias_db"] = round(float((teacher - model).mean()), 3)
-    out["tokenizer_ceiling_psnr"] = round(
-        float(curve(scores, "tokenizer_ceiling", "psnr", horizon).mean()), 3
+    out.update(with_ci(per_window(scores, horizon), clusters, seed))
+    out["min_gain_h4_plus_db"] = round(float((model - rep)[3:].min()), 3) if horizon >= 4 else None
+    out["teacher_forced_psnr"] = round(
+        float(curve(scores, "teacher_forced", "psnr", horizon).mean()), 3
     )
-    out["teacher_forced_psnr"] = round(float(teacher.mean()), 3)
     out["model_psnr_mean"] = round(float(model.mean()), 3)
-    out["extended_model_psnr_mean"] = round(float(scores["model"]["psnr"].mean()), 3)
-    out["extended_repeat_last_psnr_mean"] = round(float(scores["repeat_last"]["psnr"].mean()), 3)
+    out["windows"] = int(len(clusters))
+    out["episodes"] = int(len(np.unique(clusters)))
     return out
 
 
-def ci95(x: np.ndarray) -> float:
-    """Half-width of a normal 95% confidence interval of the mean over axis 0."""
-    return float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+def extended_summary(scores: Scores, clusters: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """Numbers of the long rollouts (every scored step, past the training window): mean
+    PSNR of the model and of repeat-last, and the gain with its CI."""
+    model = scores["model"]["psnr"].astype(np.float64)
+    rep = scores["repeat_last"]["psnr"]
+    out = {
+        "extended_model_psnr_mean": round(float(model.mean()), 3),
+        "extended_repeat_last_psnr_mean": round(float(rep.mean()), 3),
+    }
+    out.update(
+        with_ci({"extended_gain_over_repeat_last_db": (model - rep).mean(1)}, clusters, seed)
+    )
+    out["extended_windows"] = int(len(clusters))
+    return out
 
 
-def rollout_rows(scores: dict[str, dict[str, np.ndarray]]) -> list[dict[str, float]]:
-    """One row per horizon step: ``horizon`` and ``<metric>/<method>`` means, with a
-    ``psnr_ci95/<method>`` half-width beside each PSNR (``metrics/rollout.tsv``)."""
+def rollout_rows(scores: Scores, clusters: np.ndarray, seed: int = 0) -> list[dict[str, float]]:
+    """One row per horizon step (``metrics/rollout.tsv``).
+
+    Columns: ``horizon``; ``<metric>/<method>`` window means; ``psnr_ci95_low/<method>``
+    and ``psnr_ci95_high/<method>``; and the paired differences in dB with their
+    intervals: ``gain_over_repeat_last_db`` (model - repeat-last), ``action_sensitivity_db``
+    (model - shuffled actions), ``exposure_bias_db`` (teacher-forced - model), each with
+    ``_ci95_low`` / ``_ci95_high``.
+    """
     steps = scores["model"]["psnr"].shape[1]
+    model = scores["model"]["psnr"]
+    diffs = {
+        "gain_over_repeat_last_db": model - scores["repeat_last"]["psnr"],
+        "action_sensitivity_db": model - scores["shuffled_actions"]["psnr"],
+        "exposure_bias_db": scores["teacher_forced"]["psnr"] - model,
+    }
     rows = []
     for h in range(steps):
-        row = {"horizon": h + 1}
+        row: dict[str, float] = {"horizon": h + 1}
         for m in METHODS:
             for k, v in scores[m].items():
                 row[f"{k}/{m}"] = float(v[:, h].mean())
                 if k == "psnr":
-                    row[f"psnr_ci95/{m}"] = ci95(v[:, h])
+                    lo, hi = clustered_ci(v[:, h], clusters, seed)
+                    row[f"psnr_ci95_low/{m}"], row[f"psnr_ci95_high/{m}"] = lo, hi
+        for name, d in diffs.items():
+            row[name] = float(d[:, h].mean())
+            row[f"{name}_ci95_low"], row[f"{name}_ci95_high"] = clustered_ci(
+                d[:, h], clusters, seed
+            )
         rows.append(row)
     return rows
 
 
 def sampler_headline(
-    sweep: list[dict[str, Any]], sweep_horizon: int, at: list[int]
+    sweep: list[dict[str, Any]],
+    per_window_psnr: dict[int, np.ndarray],
+    sweep_horizon: int,
+    at: list[int],
+    clusters: np.ndarray,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """K = 4 against K = k_max from the sampler sweep's rows: quality, sharpness, speed."""
+    """K = 4 against K = k_max from the sampler sweep: the paired PSNR difference at each
+    swept horizon with its CI, sharpness, and speed."""
     by_k = {r["k"]: r for r in sweep}
     k4, kmax = by_k.get(4, sweep[0]), sweep[-1]
-    h_last = max(h for h in at if h <= sweep_horizon)
-    return {
-        "sampler_k4_minus_kmax_psnr_db": round(k4[f"psnr_h{h_last}"] - kmax[f"psnr_h{h_last}"], 3),
-        "sampler_k4_sharpness": k4[f"sharpness_h{sweep_horizon}"],
-        "sampler_kmax_sharpness": kmax[f"sharpness_h{sweep_horizon}"],
-        "fps_k4_batched": k4["fps_batched"],
-        "fps_kmax_batched": kmax["fps_batched"],
-        "fps_k4_batch1": k4["fps_batch1"],
-        "fps_kmax_batch1": kmax["fps_batch1"],
-        "fps_speedup_k4_over_kmax": round(k4["fps_batched"] / kmax["fps_batched"], 2),
+    diff = per_window_psnr[k4["k"]].astype(np.float64) - per_window_psnr[kmax["k"]]
+    values = {
+        f"sampler_k4_minus_kmax_psnr_db_h{h}": diff[:, h - 1] for h in at if h <= sweep_horizon
     }
+    out = with_ci(values, clusters, seed)
+    out.update(
+        {
+            "sampler_k4_sharpness": k4[f"sharpness_h{sweep_horizon}"],
+            "sampler_kmax_sharpness": kmax[f"sharpness_h{sweep_horizon}"],
+            "fps_k4_batched": k4["fps_batched"],
+            "fps_kmax_batched": kmax["fps_batched"],
+            "fps_k4_batch1": k4["fps_batch1"],
+            "fps_kmax_batch1": kmax["fps_batch1"],
+            "fps_speedup_k4_over_kmax": round(k4["fps_batched"] / kmax["fps_batched"], 2),
+        }
+    )
+    return out
 
 
 def result_line(o: dict[str, Any]) -> str:
     """One console line of the overall headline numbers."""
+    h_last = max(
+        int(k.rsplit("_h", 1)[1])
+        for k in o
+        if k.startswith("sampler_k4_minus_kmax_psnr_db_h") and not k.endswith("_ci95")
+    )
+    ci = o.get("gain_over_repeat_last_db_ci95", [None, None])
     return (
         f"PSNR h1/h4/h16 {o.get('psnr_h1')}/{o.get('psnr_h4')}/{o.get('psnr_h16')} dB; gain over "
-        f"repeat-last {o['gain_over_repeat_last_db']} dB; action sensitivity "
-        f"{o['action_sensitivity_db']} dB; exposure bias {o['exposure_bias_db']} dB; K=4 vs "
-        f"K=max {o['sampler_k4_minus_kmax_psnr_db']} dB at {o['fps_speedup_k4_over_kmax']}x fps"
+        f"repeat-last {o['gain_over_repeat_last_db']} dB (95% CI {ci[0]}..{ci[1]}); "
+        f"shuffled-actions cost {o['action_sensitivity_db']} dB; exposure bias "
+        f"{o['exposure_bias_db']} dB; K=4 vs K=max {o[f'sampler_k4_minus_kmax_psnr_db_h{h_last}']} dB "
+        f"at h{h_last}, {o['fps_speedup_k4_over_kmax']}x fps"
     )

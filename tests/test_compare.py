@@ -1,0 +1,61 @@
+"""`wm compare`: grouping by params other than the seed, intervals, verdicts, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_params
+from worldmodel.compare import (
+    CompareError,
+    Experiment,
+    compare,
+    difference_interval,
+    group_experiments,
+)
+from worldmodel.config import flatten
+
+HEAD = [("m.json", "overall.gain", "gain (dB)")]
+
+
+def _exp(name: str, seed: int, gain: float, lr: float = 0.003, task: str = "synthetic-shapes"):
+    params = flatten(tiny_params(tasks=[task]))
+    params.update({"base.seed": seed, "dynamics.train.lr": lr})
+    return Experiment(name, params, {"m.json": {"overall": {"gain": gain}}})
+
+
+def test_groups_by_params_other_than_the_seed() -> None:
+    exps = [_exp("a0", 0, 1.0), _exp("a1", 1, 1.2), _exp("b0", 0, 2.0, lr=0.001)]
+    groups = group_experiments(exps)
+    assert [g.label for g in groups] == ["dynamics.train.lr=0.003", "dynamics.train.lr=0.001"]
+    assert [m.name for m in groups[0].members] == ["a0", "a1"]
+
+
+def test_paired_difference_over_common_seeds_and_welch_otherwise() -> None:
+    a = {0: 1.0, 1: 2.0, 2: 3.0}
+    b = {0: 1.5, 1: 2.5, 2: 3.6}  # +0.5 each, almost no spread: paired interval is narrow
+    diff, lo, hi, method = difference_interval(a, b)
+    assert method == "paired" and diff == pytest.approx(0.5333, abs=1e-3) and 0.3 < lo < hi < 0.8
+    diff, lo, hi, method = difference_interval(a, {5: 1.5, 6: 2.5, 7: 3.6})
+    assert method == "welch" and lo < 0 < hi  # unpaired, the seed spread dominates
+
+
+def test_markdown_verdicts_and_width() -> None:
+    rng = np.random.default_rng(0)
+    exps = [_exp(f"a{s}", s, 1 + rng.normal(0, 0.3)) for s in range(3)]
+    exps += [_exp(f"b{s}", s, 3 + rng.normal(0, 0.3), lr=0.001) for s in range(3)]
+    exps += [_exp(f"c{s}", s, 1 + rng.normal(0, 0.3), lr=0.01) for s in range(3)]
+    text = compare(exps, HEAD)
+    assert "**Group A**" in text and "**B minus A**" in text and "**C minus A**" in text
+    b_row, c_row = [ln for ln in text.splitlines() if ln.startswith("| gain (dB) |")][-2:]
+    assert "higher (paired)" in b_row and "within noise" in c_row
+    assert max(len(ln) for ln in text.splitlines()) <= 100
+
+
+def test_bad_input_is_named() -> None:
+    with pytest.raises(CompareError, match="different tasks"):
+        group_experiments([_exp("a", 0, 1.0), _exp("b", 1, 1.0, task="cartpole-swingup")])
+    with pytest.raises(CompareError, match="'a'.*has no number at `overall.other`"):
+        compare([_exp("a", 0, 1.0)], [("m.json", "overall.other", "x")])
+    with pytest.raises(CompareError, match="same params and seeds"):
+        group_experiments([_exp("a", 0, 1.0), _exp("b", 0, 2.0)])

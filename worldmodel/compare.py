@@ -1,0 +1,235 @@
+"""Compare DVC experiments across seeds: which differences are real and which are noise.
+
+An experiment here is one run of the DAG (a DVC experiment or a git revision) with its
+``params.yaml`` and metrics files. :func:`compare` groups experiments by every param
+except ``base.seed``, so the seeds of one configuration form a group, and reports for
+each headline metric
+
+- per group: the mean over seeds with a 95% Student-t interval and the seed-to-seed
+  standard deviation;
+- per pair of groups (each against the first): the difference of means with its 95%
+  interval: paired over the seeds both groups ran (same seed = same data and noise),
+  otherwise Welch's interval; a difference whose interval contains 0 is *within noise*.
+
+One seed alone gives no interval (``n = 1``): a single run cannot tell a change from
+another seed. :func:`read_experiments` reads experiments from a repository through
+``dvc exp show --json`` and ``git show``; everything else is pure and tested directly.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from worldmodel.config import flatten, parse_params
+
+# (metrics file, key path, short label) of the headline numbers, in table order.
+HEADLINE: list[tuple[str, str, str]] = [
+    ("metrics/evaluate.json", "overall.gain_over_repeat_last_db", "gain over repeat-last (dB)"),
+    ("metrics/evaluate.json", "overall.action_sensitivity_db", "shuffled-actions cost, h=H (dB)"),
+    ("metrics/evaluate.json", "overall.exposure_bias_db", "exposure bias (dB)"),
+    ("metrics/evaluate.json", "overall.model_psnr_mean", "rollout PSNR, mean h1..H (dB)"),
+    ("metrics/evaluate.json", "overall.tokenizer_ceiling_psnr", "tokenizer PSNR, test (dB)"),
+    ("metrics/tokenizer.json", "val.psnr", "tokenizer PSNR, val (dB)"),
+]
+
+
+class CompareError(ValueError):
+    """Experiments that cannot be compared; the message names them."""
+
+
+@dataclass
+class Experiment:
+    """One run: its name, flattened params and metrics files."""
+
+    name: str
+    params: dict[str, Any]  # flattened, e.g. {"base.seed": 0, "collect.tasks": "cartpole-swingup"}
+    metrics: dict[str, dict[str, Any]]  # {"metrics/evaluate.json": {...}, ...}
+
+    @property
+    def seed(self) -> int:
+        return int(self.params["base.seed"])
+
+    def value(self, file: str, key: str) -> float:
+        node: Any = self.metrics.get(file)
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, int | float) or isinstance(node, bool):
+            raise CompareError(f"experiment {self.name!r}: {file} has no number at `{key}`")
+        return float(node)
+
+
+@dataclass
+class Group:
+    """Experiments that differ only in ``base.seed``."""
+
+    label: str
+    members: list[Experiment]
+
+    def values(self, file: str, key: str) -> dict[int, float]:
+        """``{seed: value}``."""
+        return {e.seed: e.value(file, key) for e in self.members}
+
+
+def t_interval(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of ``x`` (nan with fewer than two values)."""
+    from scipy import stats
+
+    x = np.asarray(x, np.float64)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def difference_interval(
+    a: dict[int, float], b: dict[int, float], confidence: float = 0.95
+) -> tuple[float, float, float, str]:
+    """``(mean(b) - mean(a), low, high, method)``: paired over common seeds when both groups
+    ran the same seeds (at least two), else Welch's interval."""
+    from scipy import stats
+
+    common = sorted(set(a) & set(b))
+    if len(common) >= 2 and len(common) == len(a) == len(b):
+        d = np.array([b[s] - a[s] for s in common])
+        lo, hi = t_interval(d, confidence)
+        return float(d.mean()), lo, hi, "paired"
+    xa, xb = np.array(list(a.values())), np.array(list(b.values()))
+    diff = float(xb.mean() - xa.mean())
+    if len(xa) < 2 or len(xb) < 2:
+        return diff, float("nan"), float("nan"), "n/a"
+    va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
+    se = np.sqrt(va + vb)
+    if se == 0:
+        return diff, diff, diff, "welch"
+    dof = (va + vb) ** 2 / (va**2 / (len(xa) - 1) + vb**2 / (len(xb) - 1))
+    half = stats.t.ppf(0.5 + confidence / 2, dof) * se
+    return diff, diff - half, diff + half, "welch"
+
+
+def group_experiments(experiments: list[Experiment]) -> list[Group]:
+    """Group by every param except ``base.seed``; labels name the params that differ.
+
+    Raises :class:`CompareError` when the experiments are not of the same tasks, or one
+    group ran a seed twice.
+    """
+    tasks = {e.params.get("collect.tasks") for e in experiments}
+    if len(tasks) > 1:
+        listed = ", ".join(f"{e.name}: {e.params.get('collect.tasks')}" for e in experiments)
+        raise CompareError(f"experiments of different tasks cannot be compared ({listed})")
+    keys = sorted({k for e in experiments for k in e.params} - {"base.seed"})
+    groups: dict[tuple, list[Experiment]] = {}
+    for e in experiments:
+        groups.setdefault(tuple(e.params.get(k) for k in keys), []).append(e)
+    varying = [k for i, k in enumerate(keys) if len({g[i] for g in groups}) > 1]
+    out = []
+    for config, members in groups.items():
+        seeds = [m.seed for m in members]
+        if len(set(seeds)) != len(seeds):
+            names = ", ".join(m.name for m in members)
+            raise CompareError(f"experiments {names} have the same params and seeds {seeds}")
+        label = ", ".join(f"{k}={config[keys.index(k)]}" for k in varying) or "all the same params"
+        out.append(Group(label, sorted(members, key=lambda m: m.seed)))
+    return out
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    return "n/a" if not np.isfinite(v) else f"{v:+.{digits}f}" if v < 0 else f"{v:.{digits}f}"
+
+
+def compare(experiments: list[Experiment], headline: list[tuple[str, str, str]] = HEADLINE) -> str:
+    """The comparison as Markdown (fits 100 columns): one table per group, then one table
+    per group against the first."""
+    groups = group_experiments(experiments)
+    lines: list[str] = []
+    for i, g in enumerate(groups):
+        seeds = ", ".join(str(m.seed) for m in g.members)
+        lines += [f"**Group {chr(65 + i)}**: {g.label}; seeds {seeds} ({len(g.members)} runs)", ""]
+        lines += ["| metric | mean | 95% CI | seed sd |", "|---|---|---|---|"]
+        for file, key, label in headline:
+            x = np.array(list(g.values(file, key).values()))
+            lo, hi = t_interval(x)
+            sd = x.std(ddof=1) if len(x) > 1 else float("nan")
+            lines.append(f"| {label} | {_fmt(x.mean())} | [{_fmt(lo)}, {_fmt(hi)}] | {_fmt(sd)} |")
+        lines.append("")
+    base = groups[0]
+    for i, g in enumerate(groups[1:], start=1):
+        name = chr(65 + i)
+        lines += [f"**{name} minus A** ({g.label} against {base.label})", ""]
+        lines += ["| metric | difference | 95% CI | verdict |", "|---|---|---|---|"]
+        for file, key, label in headline:
+            diff, lo, hi, method = difference_interval(base.values(file, key), g.values(file, key))
+            if not np.isfinite(lo):
+                verdict = "no interval: needs 2+ seeds per group"
+            elif lo <= 0 <= hi:
+                verdict = "within noise"
+            else:
+                verdict = f"{'higher' if diff > 0 else 'lower'} ({method})"
+            lines.append(f"| {label} | {_fmt(diff)} | [{_fmt(lo)}, {_fmt(hi)}] | {verdict} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _git(repo: Path, *args: str) -> str:
+    res = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise CompareError(f"git {' '.join(args)}: {res.stderr.strip()}")
+    return res.stdout
+
+
+def experiment_revs(repo: Path) -> dict[str, str]:
+    """``{experiment name: commit}`` of every DVC experiment in ``repo`` (all baselines)."""
+    res = subprocess.run(
+        ["dvc", "exp", "show", "--json", "--all-commits"], cwd=repo, capture_output=True, text=True
+    )
+    if res.returncode != 0:
+        raise CompareError(f"dvc exp show failed: {res.stderr.strip()[-500:]}")
+    found: dict[str, str] = {}
+    for commit in json.loads(res.stdout or "[]"):
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                if rev.get("name") and rev.get("rev"):
+                    found[rev["name"]] = rev["rev"]
+    return found
+
+
+def read_experiments(
+    names: list[str], repo: Path, files: list[str] | None = None
+) -> list[Experiment]:
+    """Read each named DVC experiment (or git revision) of ``repo``: params and metrics.
+
+    Raises :class:`CompareError` naming any experiment that does not exist.
+    """
+    files = files or sorted({f for f, _, _ in HEADLINE})
+    revs = experiment_revs(repo)
+    out, unknown = [], []
+    for name in names:
+        rev = revs.get(name)
+        if rev is None:
+            probe = subprocess.run(
+                ["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
+                cwd=repo, capture_output=True, text=True,
+            )  # fmt: skip
+            if probe.returncode != 0:
+                unknown.append(name)
+                continue
+            rev = probe.stdout.strip()
+        raw = yaml.safe_load(_git(repo, "show", f"{rev}:params.yaml"))
+        params = flatten(parse_params(raw, f"{name}:params.yaml"))
+        metrics = {}
+        for f in files:
+            try:
+                metrics[f] = json.loads(_git(repo, "show", f"{rev}:{f}"))
+            except CompareError:
+                metrics[f] = {}
+        out.append(Experiment(name, params, metrics))
+    if unknown:
+        known = ", ".join(sorted(revs)) or "none"
+        raise CompareError(f"unknown experiments {', '.join(unknown)} (known: {known})")
+    return out
