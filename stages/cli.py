@@ -6,6 +6,7 @@ wm preset tier2          merge presets/tier2.yaml into params.yaml
 wm params-doc            print the params reference (Markdown)
 wm check-params          validate params.yaml and print it resolved
 wm compare EXP...        compare experiments across seeds (mean, 95% CI, differences)
+wm verify [PATH...]      check stores and model files completely (checksums, schema)
 """
 
 from __future__ import annotations
@@ -130,6 +131,32 @@ def compare(
     typer.echo(text)
     if out is not None:
         out.write_text(text + "\n")
+
+
+@app.command()
+def verify(
+    paths: list[Path] = typer.Argument(
+        None, help="Stores (.h5), model files or folders; none = the DAG's data files."
+    ),
+) -> None:
+    """Read stores and model files completely and check them: HDF5 schema and every
+    chunk's checksum, model weights against their recorded SHA-256. Exit 3 on a problem."""
+    from worldmodel.errors import EXIT_DATA, remedy
+    from worldmodel.integrity import DEFAULT_TARGETS, verify_all
+
+    targets = list(paths) if paths else [Path(p) for p in DEFAULT_TARGETS if Path(p).exists()]
+    if not targets:
+        err_console.print("nothing to verify: no data files here (run `dvc repro`)")
+        raise typer.Exit(EXIT_DATA)
+    bad = 0
+    for path, ok, what in verify_all(targets):
+        if ok:
+            typer.echo(f"ok   {path}: {what}")
+        else:
+            bad += 1
+            typer.echo(f"BAD  {path}: {what}\n     {remedy(path)}")
+    if bad:
+        raise typer.Exit(EXIT_DATA)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -31,20 +32,39 @@ def stage_main(
     params_file: Path,
     expected: tuple[type[Exception], ...] = (),
 ) -> None:
-    """A stage command's body: load params (exit 2 when bad), clean up on SIGTERM, run.
-
-    An ``expected`` error raised by the run (e.g. a setting found impossible once the
-    simulator is known) is printed as one line and exits with status 2.
+    """A stage command's body: load params, clean up on SIGTERM, run, and end every
+    expected failure in a line or two with a documented exit status
+    (``worldmodel/errors.py``): 2 bad params (also an ``expected`` error of the run),
+    3 a bad input file, 4 a full disk. ``WM_DEBUG=1`` shows the traceback instead.
     """
+    import errno
+
+    from worldmodel.errors import EXIT_DATA, EXIT_DISK, EXIT_PARAMS, DataError, remedy
     from worldmodel.utils import install_sigterm_cleanup
 
     params = load_or_exit(params_file)
     install_sigterm_cleanup()
     try:
         run(params)
-    except expected as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    except Exception as exc:
+        if os.environ.get("WM_DEBUG"):
+            raise
+        if isinstance(exc, DataError):
+            fail(str(exc), remedy(exc.path), EXIT_DATA)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            where = exc.filename or "the output"
+            fail(f"no space left on the device writing {where}", "free space and rerun", EXIT_DISK)
+        if isinstance(exc, expected):
+            fail(str(exc), None, EXIT_PARAMS)
+        raise
+
+
+def fail(message: str, hint: str | None, code: int) -> None:
+    """Print ``error: message`` (and ``hint``) on stderr and exit with ``code``."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    tail = f"exit {code}; WM_DEBUG=1 shows the traceback"
+    console.print(f"  {hint} ({tail})" if hint else f"  ({tail})", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def tracked_run(enabled: bool, stage: str, params: Params, sections: tuple[str, ...]) -> Any:

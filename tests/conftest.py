@@ -28,11 +28,11 @@ def load_script(name: str) -> ModuleType:
 
 
 def tiny_params(**collect) -> Params:
-    """``presets/tiny.yaml`` with a seconds-long synthetic collection (4 episodes x 12
+    """``presets/tiny.yaml`` with a seconds-long synthetic collection (4 episodes x 14
     frames at 32 px, one worker); override collect keys by keyword."""
     data = read_yaml(PRESETS_DIR / "tiny.yaml")
     data["collect"].update(
-        {"episodes_per_task": 4, "frames_per_episode": 12, "val_fraction": 0.25, **collect}
+        {"episodes_per_task": 4, "frames_per_episode": 14, "val_fraction": 0.25, **collect}
     )
     return parse_params(data, "presets/tiny.yaml (tests)")
 

@@ -40,12 +40,14 @@ def test_bad_param_exits_2_naming_key(tmp_path: Path) -> None:
 
 
 def test_impossible_episode_length_exits_2(tmp_path: Path) -> None:
-    data = tiny_params(tasks=["cartpole-swingup"], frames_per_episode=1200).model_dump()
+    data = tiny_params(tasks=["cartpole-swingup"]).model_dump()
+    data["collect"]["frames_per_episode"] = 1200  # params validation refuses it before work
     res = runner.invoke(
         app,
         ["collect", "--params", str(_params_file(tmp_path, data)), "--out", str(tmp_path / "e.h5")],
     )
     assert res.exit_code == 2 and "frames_per_episode" in res.output
+    assert "at most 1001" in res.output and not (tmp_path / "e.h5").exists()
 
 
 def test_tasks_lists_suite_and_synthetic() -> None:

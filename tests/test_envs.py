@@ -18,6 +18,19 @@ def test_task_list_matches_installed_suite() -> None:
     assert "cartpole-swingup" in ALL_TASK_NAMES
 
 
+@pytest.mark.slow
+def test_episode_lengths_match_the_installed_suite() -> None:
+    """params validation knows each task's episode length without a simulator."""
+    from dm_control import suite
+
+    from worldmodel.tasks import max_frames
+
+    for domain, task in suite.ALL_TASKS:
+        steps = suite.load(domain, task)._step_limit
+        expect = None if not np.isfinite(steps) else int(steps) // 8 + 1
+        assert max_frames(f"{domain}-{task}", 8) == expect, (domain, task)
+
+
 SPEC = ActionSpec(low=np.array([-1.0, 0.0], np.float32), high=np.array([1.0, 2.0], np.float32))
 
 

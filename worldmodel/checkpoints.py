@@ -26,15 +26,12 @@ import torch
 from torch import nn
 
 from worldmodel.config import Params, ParamsError, parse_params
+from worldmodel.errors import CheckpointMismatch, MissingInput
 from worldmodel.utils import atomic_path
 
 MODEL_FILE = "model.pt"  # name of the weights file inside a training stage's output folder
 MODEL_FILE_VERSION = 1
 CHECKPOINT_VERSION = 1
-
-
-class CheckpointMismatch(RuntimeError):
-    """A model file or checkpoint that does not belong to this model or this code."""
 
 
 @dataclass(frozen=True)
@@ -92,10 +89,34 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: s
     ]
     if missing or unexpected or shapes:
         raise CheckpointMismatch(
-            f"{source} does not fit this model: missing keys {missing[:8]}, unexpected keys "
-            f"{unexpected[:8]}, shape mismatches {shapes[:8]}"
+            source,
+            f"does not fit this model: missing keys {missing[:8]}, unexpected keys "
+            f"{unexpected[:8]}, shape mismatches {shapes[:8]}",
         )
     model.load_state_dict(state)
+
+
+def read_torch_file(path: Path, device: str | torch.device = "cpu") -> Any:
+    """``torch.load`` with a clear error naming the file when it is truncated or corrupt."""
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # zip, pickle, EOF, decode errors: all mean "unreadable"
+        raise CheckpointMismatch(
+            path,
+            f"not a readable torch file, truncated or corrupt ({type(exc).__name__}: "
+            f"{str(exc).split('. ')[0]})",
+        ) from None
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, shapes, dtypes and bytes, in order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in state.items():
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def save_model(path: Path, model: nn.Module, meta: ModelMeta) -> None:
@@ -104,12 +125,14 @@ def save_model(path: Path, model: nn.Module, meta: ModelMeta) -> None:
     Write inside an :func:`~worldmodel.utils.atomic_path` (the stages write the whole
     output folder that way), so a kill never leaves a partial file under the final name.
     """
+    state = model.state_dict()
     torch.save(
         {
             "kind": model.KIND,
             "file_version": MODEL_FILE_VERSION,
             "config": asdict(model.cfg),
-            "state": model.state_dict(),
+            "state": state,
+            "state_sha256": state_digest(state),
             "meta": meta.to_dict(),
         },
         path,
@@ -131,24 +154,29 @@ def load_model(
     """
     path, kind = Path(path), model_cls.KIND
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no {kind} model (run the stage that trains it)")
-    blob = torch.load(path, map_location=device, weights_only=False)
+        raise MissingInput(path, f"no {kind} model here")
+    blob = read_torch_file(path, device)
     if not isinstance(blob, dict) or blob.get("kind") != kind:
-        raise CheckpointMismatch(f"{path} is not a {kind} file")
+        raise CheckpointMismatch(path, f"not a {kind} file")
     if blob.get("file_version") != MODEL_FILE_VERSION:
         raise CheckpointMismatch(
-            f"{path}: file version {blob.get('file_version')}, this code reads "
-            f"{MODEL_FILE_VERSION}; retrain"
+            path,
+            f"file version {blob.get('file_version')}, this code reads "
+            f"{MODEL_FILE_VERSION}; retrain",
         )
     try:
         cfg = model_cls.Config(**blob["config"])
     except TypeError as exc:
-        raise CheckpointMismatch(f"{path}: config does not match this code: {exc}") from None
+        raise CheckpointMismatch(path, f"config does not match this code: {exc}") from None
+    if blob.get("state_sha256") != state_digest(blob["state"]):
+        raise CheckpointMismatch(
+            path, "the weights do not match their recorded checksum: the file is corrupt"
+        )
     meta = ModelMeta.from_dict(blob["meta"])
     try:
         meta.params  # noqa: B018  (the recorded params must still be valid params)
     except ParamsError as exc:
-        raise CheckpointMismatch(f"{path}: recorded params do not fit this code: {exc}") from None
+        raise CheckpointMismatch(path, f"recorded params do not fit this code: {exc}") from None
     model = model_cls(cfg).to(device)
     load_model_state(model, blob["state"], str(path))
     return model.eval(), meta

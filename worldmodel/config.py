@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from worldmodel.data.splits import split_sizes
-from worldmodel.tasks import ALL_TASK_NAMES
+from worldmodel.tasks import ALL_TASK_NAMES, max_frames
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -37,7 +37,7 @@ class ParamsError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class BaseParams(_Section):
@@ -142,6 +142,18 @@ class CollectParams(_Section):
         if len(set(tasks)) != len(tasks):
             raise ValueError("tasks must not repeat")
         return tasks
+
+    @model_validator(mode="after")
+    def _episodes_fit_the_tasks(self) -> CollectParams:
+        for task in self.tasks:
+            limit = max_frames(task, self.action_repeat)
+            if limit is not None and self.frames_per_episode > limit:
+                raise ValueError(
+                    f"`collect.frames_per_episode` = {self.frames_per_episode}: {task} episodes "
+                    f"hold at most {limit} frames at `collect.action_repeat` = "
+                    f"{self.action_repeat}; lower one of them"
+                )
+        return self
 
     @model_validator(mode="after")
     def _every_split_has_episodes(self) -> CollectParams:
@@ -364,7 +376,18 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _windows_fit(self) -> Params:
-        ev, dyn = self.evaluate, self.dynamics
+        ev, dyn, tok, c = self.evaluate, self.dynamics, self.tokenizer, self.collect
+        if c.image_size % tok.patch_size:
+            raise ValueError(
+                f"`tokenizer.patch_size` = {tok.patch_size} does not divide `collect.image_size`"
+                f" = {c.image_size}; pick a divisor (e.g. 8 for 64 px, 7 for 84 px)"
+            )
+        if ev.context + ev.extended_horizon > c.frames_per_episode:
+            raise ValueError(
+                f"`evaluate.context` + `evaluate.extended_horizon` = "
+                f"{ev.context + ev.extended_horizon} frames do not fit in an episode of "
+                f"`collect.frames_per_episode` = {c.frames_per_episode}"
+            )
         if ev.extended_horizon < 2 * dyn.long_seq_len:
             raise ValueError(
                 f"`evaluate.extended_horizon` = {ev.extended_horizon} must be >= 2 x "

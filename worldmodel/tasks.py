@@ -73,6 +73,21 @@ ALL_TASK_NAMES: tuple[str, ...] = tuple(f"{d}-{t}" for d, t in DMC_TASKS) + SYNT
 DEFAULT_CAMERA: dict[str, int] = {"quadruped": 2, "cartpole": 1}
 
 
+# Control steps per episode of dm_control's suite (its time limit over its control
+# timestep): 1000 for every task but the LQR ones, which never end. Checked against the
+# installed suite by tests/test_envs.py.
+EPISODE_CONTROL_STEPS = 1000
+ENDLESS_DOMAINS = frozenset({"lqr"})
+
+
+def max_frames(name: str, action_repeat: int) -> int | None:
+    """Frames one episode of ``name`` holds at ``action_repeat``, the reset frame included
+    (None: no limit)."""
+    if is_synthetic(name) or split_task(name)[0] in ENDLESS_DOMAINS:
+        return None
+    return EPISODE_CONTROL_STEPS // action_repeat + 1
+
+
 def split_task(name: str) -> tuple[str, str]:
     """Split ``"domain-task"`` into ``(domain, task)`` at the first dash."""
     domain, _, task = name.partition("-")

@@ -21,14 +21,13 @@ import h5py
 import numpy as np
 
 from worldmodel.data.splits import SPLITS, split_mask
+from worldmodel.errors import StoreError
+
+__all__ = ["Episode", "EpisodeStore", "EpisodeWriter", "StoreError", "TaskInfo"]
 
 SCHEMA = "worldmodel.episodes"
 SCHEMA_VERSION = 2  # 2: a test split (``episodes/split`` 2) beside train and val
 CHUNK_FRAMES = 16
-
-
-class StoreError(ValueError):
-    """A data file that is missing, truncated or does not match its schema."""
 
 
 @dataclass
@@ -87,21 +86,23 @@ class EpisodeWriter:
             chunks=(min(CHUNK_FRAMES, n), s, s, 3),
             compression="gzip",
             compression_opts=4,
+            fletcher32=True,
         )
-        self.f.create_dataset("actions", (n, a), np.float32)
-        self.f.create_dataset("rewards", (n,), np.float32)
-        self.f.create_dataset("discounts", (n,), np.float32)
+        sums = {"fletcher32": True}  # every dataset checksummed: corruption is named at read
+        self.f.create_dataset("actions", (n, a), np.float32, **sums)
+        self.f.create_dataset("rewards", (n,), np.float32, **sums)
+        self.f.create_dataset("discounts", (n,), np.float32, **sums)
         g = self.f.create_group("episodes")
         starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-        g.create_dataset("start", data=starts)
-        g.create_dataset("length", data=self.lengths)
+        g.create_dataset("start", data=starts, **sums)
+        g.create_dataset("length", data=self.lengths, **sums)
         for name, dtype in (
             ("task", np.int32),
             ("split", np.uint8),
             ("seed", np.int64),
             ("return", np.float32),
         ):
-            g.create_dataset(name, (e,), dtype)
+            g.create_dataset(name, (e,), dtype, **sums)
         self.starts = starts
         at = self.f.attrs
         at["schema"] = SCHEMA
@@ -163,27 +164,26 @@ def open_h5(path: str | Path, schema: str, version: int) -> h5py.File:
     """Open an HDF5 store read-only and check its schema name, version and completeness."""
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"{path}: file not found (run the stage that writes it)")
+        raise StoreError(path, "file not found (run the stage that writes it)")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise StoreError(
-            f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}"
-        ) from None
+        raise StoreError(path, f"not a readable HDF5 file (truncated or corrupt?): {exc}") from None
     at = f.attrs
     if at.get("schema") != schema:
         f.close()
-        raise StoreError(f"{path}: attribute `schema` is {at.get('schema')!r}, expected {schema!r}")
+        raise StoreError(path, f"attribute `schema` is {at.get('schema')!r}, expected {schema!r}")
     if int(at.get("schema_version", -1)) != version:
         got = at.get("schema_version")
         f.close()
         raise StoreError(
-            f"{path}: attribute `schema_version` is {got}, this code reads version {version}; "
-            "re-run the stage that writes it"
+            path,
+            f"attribute `schema_version` is {got}, this code reads version {version}; "
+            "re-run the stage that writes it",
         )
     if not bool(at.get("complete", False)):
         f.close()
-        raise StoreError(f"{path}: attribute `complete` is false: the writer did not finish")
+        raise StoreError(path, "attribute `complete` is false: the writer did not finish")
     return f
 
 
@@ -191,12 +191,13 @@ def check_fields(f: h5py.File, path: Path, required: dict[str, tuple[Any, int]])
     """Check each required dataset exists with its dtype and rank; name the bad field."""
     for name, (dtype, ndim) in required.items():
         if name not in f:
-            raise StoreError(f"{path}: missing dataset `{name}`")
+            raise StoreError(path, f"missing dataset `{name}`")
         ds = f[name]
         if ds.dtype != dtype or ds.ndim != ndim:
             raise StoreError(
-                f"{path}: dataset `{name}` is {ds.dtype}{ds.shape}, expected {np.dtype(dtype)} "
-                f"with {ndim} dims"
+                path,
+                f"dataset `{name}` is {ds.dtype}{ds.shape}, expected {np.dtype(dtype)} "
+                f"with {ndim} dims",
             )
 
 
@@ -206,14 +207,12 @@ def check_index(f: h5py.File, path: Path, n_rows: int) -> None:
     for name in ("length", "task", "split", "seed", "return"):
         if f[f"episodes/{name}"].shape[0] != e:
             raise StoreError(
-                f"{path}: `episodes/{name}` has {f[f'episodes/{name}'].shape[0]} rows, expected {e}"
+                path, f"`episodes/{name}` has {f[f'episodes/{name}'].shape[0]} rows, expected {e}"
             )
     starts, lengths = f["episodes/start"][:], f["episodes/length"][:]
     expect = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     if e == 0 or not np.array_equal(starts, expect) or int(lengths.sum()) != n_rows:
-        raise StoreError(
-            f"{path}: `episodes/start`/`episodes/length` do not tile the {n_rows} rows"
-        )
+        raise StoreError(path, f"`episodes/start`/`episodes/length` do not tile the {n_rows} rows")
 
 
 class EpisodeStore:
@@ -234,12 +233,12 @@ class EpisodeStore:
             n = f["frames"].shape[0]
             if f["frames"].shape[3] != 3 or f["frames"].shape[1] != f["frames"].shape[2]:
                 raise StoreError(
-                    f"{self.path}: `frames` has shape {f['frames'].shape}, expected (N, S, S, 3)"
+                    self.path, f"`frames` has shape {f['frames'].shape}, expected (N, S, S, 3)"
                 )
             for name in ("actions", "rewards", "discounts"):
                 if f[name].shape[0] != n:
                     raise StoreError(
-                        f"{self.path}: `{name}` has {f[name].shape[0]} rows, `frames` has {n}"
+                        self.path, f"`{name}` has {f[name].shape[0]} rows, `frames` has {n}"
                     )
             check_index(f, self.path, n)
             self.tasks: list[str] = json.loads(f.attrs["tasks"])
@@ -248,9 +247,12 @@ class EpisodeStore:
             self.params: dict[str, Any] = json.loads(f.attrs.get("params", "{}"))
             task_ids = f["episodes/task"][:]
             if task_ids.size and (task_ids.min() < 0 or task_ids.max() >= len(self.tasks)):
-                raise StoreError(
-                    f"{self.path}: `episodes/task` refers to a task not in attrs `tasks`"
-                )
+                raise StoreError(self.path, "`episodes/task` refers to a task not in attrs `tasks`")
+        except OSError as exc:  # an index chunk that fails its checksum
+            f.close()
+            raise StoreError(
+                self.path, f"the episode index cannot be read, the file is corrupt ({exc})"
+            ) from None
         except Exception:
             f.close()
             raise
@@ -297,11 +299,14 @@ class EpisodeStore:
         if not 0 <= start < stop <= length:
             raise IndexError(f"episode {episode} has {length} frames; asked [{start}, {stop})")
         s = slice(int(self.starts[episode]) + start, int(self.starts[episode]) + stop)
+        try:
+            data = {k: self.f[k][s] for k in ("frames", "actions", "rewards", "discounts")}
+        except OSError as exc:  # a chunk that fails its checksum or decompression
+            raise StoreError(
+                self.path,
+                f"episode {episode} (frames {s.start}..{s.stop - 1}) cannot be read, the file "
+                f"is corrupt ({exc})",
+            ) from None
         return Episode(
-            task=self.tasks[int(self.task_ids[episode])],
-            seed=int(self.seeds[episode]),
-            frames=self.f["frames"][s],
-            actions=self.f["actions"][s],
-            rewards=self.f["rewards"][s],
-            discounts=self.f["discounts"][s],
+            task=self.tasks[int(self.task_ids[episode])], seed=int(self.seeds[episode]), **data
         )

@@ -50,10 +50,14 @@ class LatentWriter:
         self.starts = starts
         self.f = f = h5py.File(path, "w")
         f.create_dataset(
-            "latents", (n, *latent_shape), np.float32, chunks=(min(256, n), *latent_shape)
+            "latents",
+            (n, *latent_shape),
+            np.float32,
+            chunks=(min(256, n), *latent_shape),
+            fletcher32=True,  # checksummed: corruption is named at read
         )
         for name in ALIGNED_FIELDS:  # actions, rewards, discounts and the episode index
-            f.create_dataset(name, data=source[name][:])
+            f.create_dataset(name, data=source[name][:], fletcher32=True)
         f.attrs["schema"] = SCHEMA
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["complete"] = False
@@ -82,16 +86,27 @@ class LatentStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        try:
+            self._read()
+        except OSError as exc:  # a chunk that fails its checksum or decompression
+            raise StoreError(self.path, f"cannot be read, the file is corrupt ({exc})") from None
+
+    def _read(self) -> None:
         with open_h5(self.path, SCHEMA, SCHEMA_VERSION) as f:
             check_fields(f, self.path, _REQUIRED)
             n = f["latents"].shape[0]
             for name in ("actions", "rewards", "discounts"):
                 if f[name].shape[0] != n:
                     raise StoreError(
-                        f"{self.path}: `{name}` has {f[name].shape[0]} rows, `latents` has {n}"
+                        self.path, f"`{name}` has {f[name].shape[0]} rows, `latents` has {n}"
                     )
             check_index(f, self.path, n)
-            self.latents = f["latents"][:]
+            try:
+                self.latents = f["latents"][:]
+            except OSError as exc:  # a chunk that fails its checksum
+                raise StoreError(
+                    self.path, f"`latents` cannot be read, the file is corrupt ({exc})"
+                ) from None
             self.actions = f["actions"][:]
             self.rewards = f["rewards"][:]
             self.starts = f["episodes/start"][:]

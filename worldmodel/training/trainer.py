@@ -41,6 +41,7 @@ from worldmodel.checkpoints import (
     CHECKPOINT_VERSION,
     ModelMeta,
     load_model_state,
+    read_torch_file,
     save_checkpoint,
 )
 from worldmodel.config import TrainParams
@@ -203,7 +204,7 @@ class Trainer:
         """Resume from ``ckpt_path`` when it exists and its fingerprint matches."""
         if self.ckpt_path is None or not self.ckpt_path.is_file():
             return False
-        state = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        state = read_torch_file(self.ckpt_path, self.device)
         if state.get("meta", {}).get("fingerprint") != self.meta.fingerprint:
             return False
         load_model_state(self.model, state["model"], str(self.ckpt_path))
