@@ -86,3 +86,26 @@ def test_stage_failures_are_one_line_with_an_exit_status(tmp_path: Path) -> None
     params.write_text(yaml.safe_dump(bad))
     res = runner.invoke(app, ["tokenize", "--params", str(params)])
     assert res.exit_code == 2 and "`tokenizer.train.lr` = '3e-3'" in res.output
+
+
+def test_full_disk_and_debug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """ENOSPC while writing ends with exit 4 naming the file; WM_DEBUG=1 re-raises."""
+    import errno
+
+    import typer
+
+    from stages.common import stage_main
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params().model_dump()))
+
+    def run(_):
+        raise OSError(errno.ENOSPC, "No space left on device", "data/latents.h5")
+
+    with pytest.raises(typer.Exit) as exc:
+        stage_main(run, params)
+    assert exc.value.exit_code == 4
+    assert "no space left on the device writing data/latents.h5" in capsys.readouterr().err
+    monkeypatch.setenv("WM_DEBUG", "1")
+    with pytest.raises(OSError):
+        stage_main(run, params)

@@ -8,6 +8,11 @@ dirty), the DVC stage (``$DVC_STAGE``, set by DVC, else the stage's own name) an
 experiment (``$DVC_EXP_NAME``, set by ``dvc exp run``), so the runs of one experiment are
 found with ``tags.dvc_exp_name = '<name>'``.
 
+A run opens before its stage's work and closes with it: FINISHED, FAILED (an exception),
+or KILLED (SIGTERM or Ctrl-C). A run whose process died without closing it (SIGKILL)
+is marked KILLED when the stage next starts on this host, and the new run lists it in
+its ``previous_attempts`` tag (the old one points back with ``superseded_by``).
+
 Per-step metrics are buffered and sent in batches (at 1000 or every 15 s) (one ``log_metric`` costs ~10 ms against
 sqlite; a batch of 1000 ~0.2 s). ``mlflow`` is imported only when a run starts.
 """
@@ -80,7 +85,10 @@ def git_state(cwd: str | Path | None = None) -> tuple[str, bool]:
 
 
 def run_tags(stage: str) -> dict[str, str]:
-    """Tags that identify a stage run: git commit, DVC stage and DVC experiment."""
+    """Tags that identify a stage run: git commit, DVC stage and DVC experiment, and the
+    process running it (host and pid: a run left RUNNING by a dead process is stale)."""
+    import socket
+
     commit, dirty = git_state()
     return {
         "git_commit": commit,
@@ -89,7 +97,38 @@ def run_tags(stage: str) -> dict[str, str]:
         "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
         "dvc_exp_baseline": os.environ.get("DVC_EXP_BASELINE_REV", ""),
         "stage": stage,
+        "host": socket.gethostname(),
+        "pid": str(os.getpid()),
     }
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_stale_runs(client: Any, exp_id: str, tags: dict[str, str]) -> list[str]:
+    """Mark KILLED the runs of this stage and DVC experiment left RUNNING by a process of
+    this host that no longer exists (killed with SIGKILL, or the machine went down).
+    Returns their ids; the new run links to them (tag ``previous_attempts``)."""
+    query = (
+        f"attributes.status = 'RUNNING' and tags.stage = '{tags['stage']}' "
+        f"and tags.host = '{tags['host']}'"
+    )
+    stale = []
+    for run in client.search_runs([exp_id], filter_string=query, max_results=100):
+        t = run.data.tags
+        if t.get("dvc_exp_name", "") != tags["dvc_exp_name"] or _alive(t.get("pid", "")):
+            continue
+        client.set_terminated(run.info.run_id, status="KILLED")
+        client.set_tag(run.info.run_id, "killed_reason", "its process ended without closing it")
+        stale.append(run.info.run_id)
+    return stale
 
 
 class Tracker:
@@ -173,9 +212,22 @@ def stage_run(stage: str, params: Any, sections: tuple[str, ...] = ()) -> Iterat
         else client.create_experiment(experiment, artifact_location=artifact_location(uri))
     )
     tags = run_tags(stage)
+    stale = close_stale_runs(client, exp_id, tags)
+    if stale:
+        tags["previous_attempts"] = ",".join(stale)
     name = f"{tags['dvc_exp_name']}/{stage}" if tags["dvc_exp_name"] else stage
     run = client.create_run(exp_id, run_name=name, tags=tags)
+    for old in stale:
+        client.set_tag(old, "superseded_by", run.info.run_id)
     tracker = Tracker(client, run.info.run_id)
+
+    def killed() -> None:  # SIGTERM: record the truth before the process leaves
+        tracker.flush()
+        client.set_terminated(run.info.run_id, status="KILLED")
+
+    from worldmodel.utils import ON_TERMINATE
+
+    ON_TERMINATE.append(killed)
     data = params.model_dump(include=set(sections) if sections else None)
     from mlflow.entities import Param
 
@@ -186,7 +238,11 @@ def stage_run(stage: str, params: Any, sections: tuple[str, ...] = ()) -> Iterat
     try:
         yield tracker
         status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     finally:
+        ON_TERMINATE.remove(killed)
         try:
             tracker.flush()
         finally:

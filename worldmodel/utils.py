@@ -68,9 +68,19 @@ def install_sigterm_cleanup() -> None:
     def handler(signum: int, frame: object) -> None:
         for tmp in list(_ACTIVE_TMP):
             _remove(tmp)
+        for callback in list(ON_TERMINATE):
+            try:
+                callback()
+            except Exception:  # leaving matters more than one record
+                pass
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+# Called (quickly, without raising) by the SIGTERM handler before the process exits, e.g.
+# to mark the stage's MLflow run KILLED.
+ON_TERMINATE: list = []
 
 
 def remove_stale_tmp(path: str | Path) -> None:
