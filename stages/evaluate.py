@@ -68,6 +68,9 @@ def run(
             )
         write_json(metrics, report.summary)
         if tracker is not None:
+            from worldmodel.tracking import runs_of_models
+
+            runs_of_models(tracker, {"tokenizer": tokenizer, "dynamics": dynamics})
             tracker.set_tag("lpips", "available" if lpips is not None else "unavailable")
             s = report.summary
             tracker.log_metrics({"overall": s["overall"], "tasks": s["tasks"]})

@@ -67,6 +67,7 @@ def run(
             lambda final: dt.final_check(final, val_windows, p, device, b.seed),
             {"final_loss_shortcut": "loss/shortcut", "final_loss_flow": "part/flow",
              "final_loss_bootstrap": "part/bootstrap"},
+            {"latents": latents},
         )  # fmt: skip
     if result:
         console.print(f"{STAGE}: {dt.result_line(result)}")

@@ -68,6 +68,7 @@ def run(
             TrainingOutputs(out_dir, metrics, curve, resume),
             lambda final: tt.final_check(final, val_clips, p, device, lpips),
             {"final_loss_mse": "loss/mse", "final_loss_lpips": "loss/lpips"},
+            {"episodes": episodes},
         )  # fmt: skip
     if result:
         console.print(f"{STAGE}: {tt.result_line(result)}")

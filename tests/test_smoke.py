@@ -18,17 +18,17 @@ def test_stage_functions_end_to_end(tmp_path: Path) -> None:
 
     p = tiny_params(episodes_per_task=5, frames_per_episode=20, val_fraction=0.2, test_fraction=0.4)
     d = tmp_path
-    collect.run(p, d / "e.h5", d / "c.json", track=False)
+    collect.run(p, d / "e.h5", d / "c.json", track=True)
     tok = train_tokenizer.run(
-        p, d / "e.h5", d / "tok", d / "t.json", d / "t.tsv", d / "t.pt", track=False
+        p, d / "e.h5", d / "tok", d / "t.json", d / "t.tsv", d / "t.pt", track=True
     )
-    tokenize.run(p, d / "e.h5", d / "tok" / "model.pt", d / "l.h5", d / "z.json", track=False)
+    tokenize.run(p, d / "e.h5", d / "tok" / "model.pt", d / "l.h5", d / "z.json", track=True)
     dyn = train_dynamics.run(
-        p, d / "l.h5", d / "dyn", d / "d.json", d / "d.tsv", d / "d.pt", track=False
+        p, d / "l.h5", d / "dyn", d / "d.json", d / "d.tsv", d / "d.pt", track=True
     )
     out = evaluate.run(
         p, d / "e.h5", d / "tok" / "model.pt", d / "dyn" / "model.pt", d / "eval",
-        d / "v.json", d / "r.tsv", d / "s.tsv", track=False,
+        d / "v.json", d / "r.tsv", d / "s.tsv", track=True,
     )  # fmt: skip
     assert tok["val"]["psnr"] > 0 and dyn["val_rollout_latent_mse"] >= 0
     assert json.loads((d / "v.json").read_text()) == json.loads(json.dumps(out))
@@ -36,3 +36,35 @@ def test_stage_functions_end_to_end(tmp_path: Path) -> None:
     for f in ("tok/model.pt", "tok/samples.png", "dyn/model.pt", "eval/psnr_vs_horizon.png"):
         assert (d / f).is_file(), f
     assert not (d / "t.pt").exists() and not (d / "d.pt").exists()  # resume files removed
+
+    # models on record: weights + loader note as artifacts, tags with DVC's file hashes,
+    # and the evaluate run linked to the runs that trained what it scored
+    from mlflow import MlflowClient
+
+    from worldmodel.tracking import tracking_uri
+    from worldmodel.utils import file_md5
+
+    client = MlflowClient(tracking_uri())
+    exp = client.get_experiment_by_name("worldmodel")
+
+    def last_run(stage: str):
+        (run,) = client.search_runs(
+            [exp.experiment_id], f"tags.stage = '{stage}'", order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )  # fmt: skip
+        return run
+
+    for stage, out, data in (("train_tokenizer", "tok", "e.h5"), ("train_dynamics", "dyn", "l.h5")):
+        run = last_run(stage)
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["model_md5"] == file_md5(d / out / "model.pt")
+        name = "episodes" if data == "e.h5" else "latents"
+        assert run.data.tags[f"input_md5.{name}"] == file_md5(d / data)
+        files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+        assert files == {"model/model.pt", "model/LOADING.txt"}
+        if stage == "train_tokenizer":
+            tok_run = run.info.run_id
+        else:
+            dyn_run = run.info.run_id
+    ev = last_run("evaluate").data.tags
+    assert ev["tokenizer_run"] == tok_run and ev["dynamics_run"] == dyn_run

@@ -186,6 +186,62 @@ class Tracker:
             self.client.log_artifact(self.run_id, str(target), str(Path(name).parent) or None)
 
 
+LOADER_NOTE = """Trained {kind} model of worldmodel (stage {stage}).
+
+    from worldmodel.checkpoints import load_model
+    from worldmodel.models.{kind} import {cls}
+    model, meta = load_model("model.pt", {cls})   # meta.params: the params it was trained with
+
+model.pt md5 {md5}: the hash DVC lists for it in dvc.lock / the {out} .dir manifest.
+"""
+
+
+def record_model(tracker: Tracker, model_file: Path, inputs: dict[str, Path]) -> None:
+    """Put a trained model on record: the weights and a loader note as artifacts under
+    ``model/``, and tags linking the run to DVC's hashes (file MD5s) of the weights
+    (``model_md5``) and of each input file (``input_md5.<name>``)."""
+    from worldmodel.checkpoints import read_torch_file
+    from worldmodel.utils import file_md5
+
+    kind = read_torch_file(model_file)["kind"]
+    md5 = file_md5(model_file)
+    tracker.log_artifact(model_file, "model")
+    note = LOADER_NOTE.format(
+        kind=kind, cls=kind.capitalize(), stage=tracker_stage(tracker), md5=md5,
+        out=model_file.parent,
+    )  # fmt: skip
+    tracker.client.log_text(tracker.run_id, note, "model/LOADING.txt")
+    tracker.set_tag("model_md5", md5)
+    tracker.set_tag("model_path", str(model_file))
+    for name, path in inputs.items():
+        tracker.set_tag(f"input_md5.{name}", file_md5(path))
+        tracker.set_tag(f"input_path.{name}", str(path))
+
+
+def tracker_stage(tracker: Tracker) -> str:
+    return tracker.client.get_run(tracker.run_id).data.tags.get("stage", "")
+
+
+def runs_of_models(tracker: Tracker, model_files: dict[str, Path]) -> dict[str, str]:
+    """Tag this run with the MD5 of each model it used (``<name>_md5``) and the id of the
+    run that trained it (``<name>_run``, when the store holds one); returns those ids."""
+    from worldmodel.utils import file_md5
+
+    exp_id = tracker.client.get_run(tracker.run_id).info.experiment_id
+    found = {}
+    for name, path in model_files.items():
+        md5 = file_md5(path)
+        tracker.set_tag(f"{name}_md5", md5)
+        runs = tracker.client.search_runs(
+            [exp_id], filter_string=f"tags.model_md5 = '{md5}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=1,
+        )  # fmt: skip
+        if runs:
+            found[name] = runs[0].info.run_id
+            tracker.set_tag(f"{name}_run", runs[0].info.run_id)
+    return found
+
+
 @contextmanager
 def stage_run(stage: str, params: Any, sections: tuple[str, ...] = ()) -> Iterator[Tracker]:
     """Open the MLflow run of one stage execution and log its params and tags.

@@ -166,6 +166,18 @@ def project_root(start: str | Path | None = None) -> Path:
     return here
 
 
+def file_md5(path: str | Path) -> str:
+    """MD5 of a whole file: what DVC records for a file in ``dvc.lock`` (and in a folder's
+    ``.dir`` manifest for each file inside it)."""
+    import hashlib
+
+    h = hashlib.md5()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_fingerprint(path: str | Path, block: int = 1 << 20) -> str:
     """A cheap identity of a large file: its size and a hash of its first and last MiB."""
     import hashlib

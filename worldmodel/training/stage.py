@@ -100,6 +100,7 @@ def fit_and_save(
     outputs: TrainingOutputs,
     finish: Finish,
     final_losses: dict[str, str],
+    inputs: dict[str, Path],
 ) -> dict[str, Any]:
     """Train (see :func:`fit`), then on rank 0 check the final model and write the outputs.
 
@@ -110,6 +111,7 @@ def fit_and_save(
             ``{name: write(path)}``.
         final_losses: ``{metric name: curve column}``: the column's last value is
             reported under the name (e.g. ``{"final_loss_mse": "loss/mse"}``).
+        inputs: the data files it trained on, ``{name: path}``, recorded with the model.
 
     Returns:
         The metrics (empty on ranks other than 0): ``finish``'s, the final losses, and
@@ -134,8 +136,11 @@ def fit_and_save(
     write_curve(outputs.curve, trainer.curve)
     write_json(outputs.metrics, result)
     if tracker is not None:
+        from worldmodel.tracking import record_model
+
         tracker.log_metrics(result, trainer.step)
         for name in extra_files:
             tracker.log_artifact(outputs.out_dir / name, Path(name).stem)
+        record_model(tracker, outputs.out_dir / MODEL_FILE, inputs)
     outputs.resume.unlink(missing_ok=True)
     return result
