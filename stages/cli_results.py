@@ -1,0 +1,60 @@
+"""`wm` commands about results and files: compare experiments, verify data files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from worldmodel.progress import console as err_console
+
+
+def compare(
+    experiments: list[str] = typer.Argument(
+        None, help="DVC experiment names or git revisions; none = every experiment."
+    ),
+    repo: Path = typer.Option(Path("."), help="The repository holding the experiments."),
+    out: Path = typer.Option(None, help="Also write the Markdown to this file."),
+) -> None:
+    """Compare experiments across seeds: each group of runs that differ only in
+    `base.seed` gets mean, 95% CI and seed-to-seed sd of the headline metrics, and each
+    group its difference from the first with a 95% CI (paired by seed when both ran the
+    same seeds), marked "within noise" when the interval holds 0."""
+    from worldmodel.compare import CompareError, compare, experiment_revs, read_experiments
+
+    try:
+        names = experiments or sorted(experiment_revs(repo))
+        if not names:
+            raise CompareError(f"no DVC experiments in {repo.resolve()}; run `dvc exp run` first")
+        text = compare(read_experiments(names, repo))
+    except CompareError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    typer.echo(text)
+    if out is not None:
+        out.write_text(text + "\n")
+
+
+def verify(
+    paths: list[Path] = typer.Argument(
+        None, help="Stores (.h5), model files or folders; none = the DAG's data files."
+    ),
+) -> None:
+    """Read stores and model files completely and check them: HDF5 schema and every
+    chunk's checksum, model weights against their recorded SHA-256. Exit 3 on a problem."""
+    from worldmodel.errors import EXIT_DATA, remedy
+    from worldmodel.integrity import DEFAULT_TARGETS, verify_all
+
+    targets = list(paths) if paths else [Path(p) for p in DEFAULT_TARGETS if Path(p).exists()]
+    if not targets:
+        err_console.print("nothing to verify: no data files here (run `dvc repro`)")
+        raise typer.Exit(EXIT_DATA)
+    bad = 0
+    for path, ok, what in verify_all(targets):
+        if ok:
+            typer.echo(f"ok   {path}: {what}")
+        else:
+            bad += 1
+            typer.echo(f"BAD  {path}: {what}\n     {remedy(path)}")
+    if bad:
+        raise typer.Exit(EXIT_DATA)
