@@ -16,10 +16,13 @@ def compare(
     repo: Path = typer.Option(Path("."), help="The repository holding the experiments."),
     out: Path = typer.Option(None, help="Also write the Markdown to this file."),
 ) -> None:
-    """Compare experiments across seeds: each group of runs that differ only in
-    `base.seed` gets mean, 95% CI and seed-to-seed sd of the headline metrics, and each
-    group its difference from the first with a 95% CI (paired by seed when both ran the
-    same seeds), marked "within noise" when the interval holds 0."""
+    """Compare experiments across seeds (mean, 95% CI, differences, verdicts).
+
+    Each group of runs that differ only in `base.seed` gets mean, 95% CI and seed-to-seed
+    sd of the headline metrics, and each group its difference from the first with a 95%
+    CI (paired by seed when both ran the same seeds), marked "within noise" when the
+    interval holds 0.
+    """
     from worldmodel.compare import CompareError, compare, experiment_revs, read_experiments
 
     try:
@@ -40,8 +43,11 @@ def verify(
         None, help="Stores (.h5), model files or folders; none = the DAG's data files."
     ),
 ) -> None:
-    """Read stores and model files completely and check them: HDF5 schema and every
-    chunk's checksum, model weights against their recorded SHA-256. Exit 3 on a problem."""
+    """Check data files completely: stores' checksums and schema, model files' weights.
+
+    Every HDF5 chunk is read against its Fletcher-32 checksum and model weights against
+    the SHA-256 recorded at save. Exit 3 on a problem.
+    """
     from worldmodel.errors import EXIT_DATA, remedy
     from worldmodel.integrity import DEFAULT_TARGETS, verify_all
 
