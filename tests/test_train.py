@@ -140,6 +140,17 @@ def test_hard_examples_keep_top_k() -> None:
     assert [s for _, s, _ in h.ranked()] == [0, 1, 0]
 
 
+def test_hard_examples_are_those_of_the_last_checkpoint_window(tmp_path: Path) -> None:
+    """Each checkpoint sees the hardest samples of its own window of steps."""
+    seen: list[list[int]] = []
+    t = _trainer(tmp_path)
+    t.on_checkpoint = lambda tr: seen.append([s for _, s, _ in tr.hard.ranked()])
+    t.fit()
+    assert len(seen) == 4  # checkpoint_every 10, 40 steps
+    for i, steps in enumerate(seen):
+        assert steps and all(10 * i <= s < 10 * (i + 1) for s in steps), seen
+
+
 def test_loss_normaliser_balances_scales() -> None:
     norm = LossNormalizer(decay=0.9)
     for _ in range(50):

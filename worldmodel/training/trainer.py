@@ -97,7 +97,12 @@ class LossNormalizer(nn.Module):
 
 @dataclass
 class HardExamples:
-    """A bounded top-K of the highest-loss training samples seen, with their images."""
+    """A bounded top-K of the highest-loss training samples, with their images.
+
+    The trainer hands it to ``on_checkpoint`` and then empties it, so each logged set is
+    the hardest samples of the last ``checkpoint_every`` steps: what is hard *now*, not
+    the worst of the first steps kept for the whole run.
+    """
 
     k: int
     heap: list[tuple[float, int, int, np.ndarray]] = field(default_factory=list)
@@ -132,7 +137,8 @@ class Trainer:
         device: where to train.
         loss_weights: multipliers applied after RMS normalisation (e.g. ``lpips: 0.2``).
         on_log: called on rank 0 as ``on_log(step, row)`` every ``log_every`` steps.
-        on_checkpoint: called on rank 0 after each checkpoint with the trainer.
+        on_checkpoint: called on rank 0 at each checkpoint, before it is written, with the
+            trainer (``trainer.hard`` holds the hardest samples since the last one).
         periodic_eval: ``(every, fn)``: on rank 0, at logged steps that are multiples of
             ``every`` (and the last), ``fn(eval_model)`` returns extra curve values.
     """
@@ -293,9 +299,10 @@ class Trainer:
                 if self.rank == 0 and self.on_log is not None:
                     self.on_log(self.step, row)
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                self.save()
                 if self.rank == 0 and self.on_checkpoint is not None:
                     self.on_checkpoint(self)
+                self.hard.heap.clear()  # the next window of steps starts afresh
+                self.save()
             if on_step is not None and self.rank == 0:
                 on_step(self.step)
 
