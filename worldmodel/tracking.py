@@ -243,6 +243,26 @@ def runs_of_models(tracker: Tracker, model_files: dict[str, Path]) -> dict[str, 
 
 
 @contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock beside a sqlite store (``<db>.lock``) while a process creates or
+    migrates it: MLflow's schema migration is not safe to run twice at once (measured:
+    two stages starting together on a new store made one fail). No-op for servers."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock = Path(uri.removeprefix("sqlite:///")).with_suffix(".db.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
 def stage_run(stage: str, params: Any, sections: tuple[str, ...] = ()) -> Iterator[Tracker]:
     """Open the MLflow run of one stage execution and log its params and tags.
 
@@ -260,13 +280,14 @@ def stage_run(stage: str, params: Any, sections: tuple[str, ...] = ()) -> Iterat
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", "worldmodel")
-    client = MlflowClient()
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = (
-        exp.experiment_id
-        if exp is not None
-        else client.create_experiment(experiment, artifact_location=artifact_location(uri))
-    )
+    with store_lock(uri):  # two stages starting at once must not both create the store
+        client = MlflowClient()
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = (
+            exp.experiment_id
+            if exp is not None
+            else client.create_experiment(experiment, artifact_location=artifact_location(uri))
+        )
     tags = run_tags(stage)
     stale = close_stale_runs(client, exp_id, tags)
     if stale:
