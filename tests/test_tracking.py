@@ -52,3 +52,32 @@ def test_metric_batches_and_null_skipping(tmp_path: Path) -> None:
         "base.device",
         "base.torch_threads",
     }
+
+
+def test_moving_the_project_keeps_artifacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Artifacts stay reachable after the project folder (store + mlartifacts/) moves."""
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from tests.conftest import tiny_params
+    from worldmodel.tracking import stage_run
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{old / 'mlflow.db'}")
+    note = old / "note.txt"
+    note.write_text("kept")
+    with stage_run("mover", tiny_params(), ("base",)) as t:
+        t.log_artifact(note, "notes")
+        run_id = t.run_id
+    shutil.move(old, new)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{new / 'mlflow.db'}")
+    with stage_run("mover", tiny_params(), ("base",)):
+        pass
+    client = MlflowClient(f"sqlite:///{new / 'mlflow.db'}")
+    got = client.download_artifacts(run_id, "notes/note.txt", str(tmp_path))
+    assert Path(got).read_text() == "kept"
+    assert str(new) in client.get_run(run_id).info.artifact_uri

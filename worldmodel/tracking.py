@@ -2,7 +2,9 @@
 
 Store: ``$MLFLOW_TRACKING_URI`` when set (e.g. a real ``mlflow server``), otherwise
 ``sqlite:///<project root>/mlflow.db`` (gitignored), with artifacts in ``mlartifacts/``
-beside the database. Experiment: ``$MLFLOW_EXPERIMENT_NAME``
+beside the database, addressed by absolute ``file://`` URIs as MLflow records them; when
+the project folder moves, the next stage run rewrites them to the new place
+(:func:`relocate_artifacts`), so nothing of a run is lost. Experiment: ``$MLFLOW_EXPERIMENT_NAME``
 or ``worldmodel``. Every run is tagged with the git commit (and whether the tree was
 dirty), the DVC stage (``$DVC_STAGE``, set by DVC, else the stage's own name) and the DVC
 experiment (``$DVC_EXP_NAME``, set by ``dvc exp run``), so the runs of one experiment are
@@ -242,6 +244,47 @@ def runs_of_models(tracker: Tracker, model_files: dict[str, Path]) -> dict[str, 
     return found
 
 
+def relocate_artifacts(uri: str) -> int:
+    """After the project folder moved, point the sqlite store's artifact locations at the
+    ``mlartifacts/`` that moved with it.
+
+    MLflow records artifact locations as absolute ``file://`` URIs; a store whose
+    recorded folder no longer exists but whose ``mlartifacts/`` sits beside the database
+    gets the old prefix replaced by the new one (experiments and runs). Returns the number
+    of rows updated (0 when nothing moved, or for a server).
+    """
+    if not uri.startswith("sqlite:///"):
+        return 0
+    import sqlite3
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    here = db.parent / "mlartifacts"
+    if not db.is_file() or not here.is_dir():
+        return 0
+    with sqlite3.connect(db) as c:
+        try:
+            rows = c.execute("SELECT artifact_location FROM experiments").fetchall()
+        except sqlite3.OperationalError:  # not initialised yet
+            return 0
+        new = here.resolve().as_uri()
+        changed = 0
+        for (loc,) in rows:
+            if not loc or not loc.startswith("file://") or not loc.endswith("/mlartifacts"):
+                continue
+            if loc == new or Path(loc.removeprefix("file://")).is_dir():
+                continue
+            changed += c.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE artifact_location = ?",
+                (new, loc),
+            ).rowcount
+            changed += c.execute(
+                "UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                "WHERE artifact_uri LIKE ? || '%'",
+                (new, len(loc) + 1, loc),
+            ).rowcount
+    return changed
+
+
 @contextmanager
 def store_lock(uri: str) -> Iterator[None]:
     """An exclusive lock beside a sqlite store (``<db>.lock``) while a process creates or
@@ -281,6 +324,7 @@ def stage_run(stage: str, params: Any, sections: tuple[str, ...] = ()) -> Iterat
     mlflow.set_tracking_uri(uri)
     experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", "worldmodel")
     with store_lock(uri):  # two stages starting at once must not both create the store
+        relocate_artifacts(uri)
         client = MlflowClient()
         exp = client.get_experiment_by_name(experiment)
         exp_id = (
