@@ -30,10 +30,15 @@ def run(
     curve: Path = Path("metrics/dynamics_curve.tsv"),
     resume: Path = Path("data/.resume/train_dynamics.pt"),
     track: bool = True,
+    tokenizer: Path = Path("data/tokenizer/model.pt"),
 ) -> dict[str, Any]:
     """Train the dynamics model on train-episode windows; check rollouts on val windows."""
+    import torch
+
+    from worldmodel.checkpoints import load_model
     from worldmodel.data.latents import LatentStore
     from worldmodel.models.dynamics import Dynamics
+    from worldmodel.models.tokenizer import Tokenizer
     from worldmodel.progress import console
     from worldmodel.runtime import launch_rank, setup_process
     from worldmodel.training import dynamics as dt
@@ -46,6 +51,10 @@ def run(
         store = LatentStore(latents)
         model = Dynamics(dt.dynamics_config(p, store.latent_shape, store.actions.shape[1]))
         val_windows = dt.rollout_check_windows(store, p)
+        tok = None
+        if tracker is not None:  # decodes the hard examples it logs (torch RNG untouched)
+            with torch.random.fork_rng(devices=[]):
+                tok = load_model(tokenizer, Tokenizer, device)[0]
         tokenizer_id = store.tokenizer_meta.get("fingerprint")
         meta = training_meta(
             STAGE, params, SECTIONS, ("latents", latents), world, tokenizer=tokenizer_id
@@ -68,6 +77,7 @@ def run(
             {"final_loss_shortcut": "loss/shortcut", "final_loss_flow": "part/flow",
              "final_loss_bootstrap": "part/bootstrap"},
             {"latents": latents},
+            lambda previews: dt.hard_example_grid(previews, tok),
         )  # fmt: skip
     if result:
         console.print(f"{STAGE}: {dt.result_line(result)}")

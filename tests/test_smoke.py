@@ -24,8 +24,9 @@ def test_stage_functions_end_to_end(tmp_path: Path) -> None:
     )
     tokenize.run(p, d / "e.h5", d / "tok" / "model.pt", d / "l.h5", d / "z.json", track=True)
     dyn = train_dynamics.run(
-        p, d / "l.h5", d / "dyn", d / "d.json", d / "d.tsv", d / "d.pt", track=True
-    )
+        p, d / "l.h5", d / "dyn", d / "d.json", d / "d.tsv", d / "d.pt", track=True,
+        tokenizer=d / "tok" / "model.pt",
+    )  # fmt: skip
     out = evaluate.run(
         p, d / "e.h5", d / "tok" / "model.pt", d / "dyn" / "model.pt", d / "eval",
         d / "v.json", d / "r.tsv", d / "s.tsv", track=True,
@@ -62,6 +63,8 @@ def test_stage_functions_end_to_end(tmp_path: Path) -> None:
         assert run.data.tags[f"input_md5.{name}"] == file_md5(d / data)
         files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
         assert files == {"model/model.pt", "model/LOADING.txt"}
+        hard = client.list_artifacts(run.info.run_id, "hard_examples")
+        assert hard, stage  # decoded frames for the dynamics: context | truth | prediction
         if stage == "train_tokenizer":
             tok_run = run.info.run_id
         else:

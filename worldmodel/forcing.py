@@ -92,6 +92,7 @@ class ShortcutTerms:
     flow: torch.Tensor | None
     bootstrap: torch.Tensor | None
     per_sample: torch.Tensor
+    prediction: torch.Tensor  # (B, T, S, C) z1_hat of the student pass, detached
 
 
 def shortcut_loss(
@@ -146,7 +147,13 @@ def shortcut_loss(
         boot = boot_loss[boot_frames].mean()
         frame_loss = frame_loss.clone()
         frame_loss[rows] = torch.where(boot_frames, boot_loss, frame_loss[rows])
-    return ShortcutTerms(total=frame_loss.mean(), flow=flow, bootstrap=boot, per_sample=per_sample)
+    return ShortcutTerms(
+        total=frame_loss.mean(),
+        flow=flow,
+        bootstrap=boot,
+        per_sample=per_sample,
+        prediction=z1_hat.detach(),
+    )
 
 
 def corrupt(z1: torch.Tensor, tau: float, noise: torch.Tensor) -> torch.Tensor:

@@ -70,12 +70,6 @@ class DynamicsBatch:
             )
         )
 
-    def preview(self) -> torch.Tensor:
-        """A uint8 picture per sample: its last clean latent as a grey (L, C) image."""
-        z = self.z1[:, -1]
-        img = ((z + 1) * 127.5).clamp(0, 255).to(torch.uint8)
-        return img[..., None].expand(*img.shape, 3)
-
 
 class DynamicsBatches:
     """``(step, rank, world) -> DynamicsBatch``: many short windows, every ``long_every``-th long."""
@@ -125,6 +119,11 @@ class DynamicsObjective(nn.Module):
         )
         terms = {"shortcut": res.total}
         logs = {"per_sample": res.per_sample, "window_frames": torch.tensor(float(b.z1.shape[1]))}
+        # hard-example previews, as latents: the frame before the last (context), the last
+        # frame (truth) and the model's prediction of it from its noisy input
+        logs["preview"] = torch.stack(
+            [b.z1[:, max(0, b.z1.shape[1] - 2)], b.z1[:, -1], res.prediction[:, -1]], 1
+        )
         for name, part in (("flow", res.flow), ("bootstrap", res.bootstrap)):
             if part is not None:
                 logs[f"part/{name}"] = part.detach()
@@ -178,3 +177,23 @@ def result_line(result: dict[str, float]) -> str:
         f"val rollout latent MSE {result['val_rollout_latent_mse']:.4f} vs repeat-last "
         f"{result['val_repeat_last_latent_mse']:.4f}; {result['train_seconds']:.0f} s"
     )
+
+
+def hard_example_grid(previews: np.ndarray, tokenizer: torch.nn.Module | None) -> np.ndarray:
+    """uint8 picture of hard examples ``(K, 3, L, C)`` (context, truth, prediction latents):
+    three rows (context | truth | prediction), one column per example, decoded to pixels
+    with the tokenizer (grey latent maps when there is none)."""
+    from worldmodel.viz import frame_grid
+
+    z = torch.from_numpy(np.ascontiguousarray(previews)).float()
+    if tokenizer is None:
+        img = ((z + 1) * 127.5).clamp(0, 255).to(torch.uint8)[..., None].expand(*z.shape, 3)
+        frames = img.numpy()
+    else:
+        from worldmodel.codec import decode_latents
+
+        device = next(tokenizer.parameters()).device
+        with torch.no_grad():
+            pix = decode_latents(tokenizer, z.to(device), clip_frames=1).cpu()
+        frames = (pix.numpy() * 255 + 0.5).astype(np.uint8)
+    return frame_grid([frames[:, i] for i in range(frames.shape[1])])

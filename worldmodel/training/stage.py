@@ -61,10 +61,19 @@ def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
     write_tsv(path, rows, cols, digits=6)
 
 
-def fit(stage: str, trainer: Trainer, tracker: Any, describe: str) -> float:
+def fit(
+    stage: str,
+    trainer: Trainer,
+    tracker: Any,
+    describe: str,
+    render: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> float:
     """Resume if possible, then run ``trainer.fit`` with a progress bar, MLflow curves and
-    hard-example images (rank 0). Returns the training wall time in seconds."""
+    hard-example images (rank 0), drawn by ``render(previews) -> uint8 image`` (default:
+    the previews are images, one row). Returns the training wall time in seconds."""
     from worldmodel.viz import frame_grid
+
+    draw = render or (lambda previews: frame_grid([previews]))
 
     def on_log(step: int, row: dict[str, float]) -> None:
         if tracker is not None:
@@ -72,8 +81,8 @@ def fit(stage: str, trainer: Trainer, tracker: Any, describe: str) -> float:
 
     def on_checkpoint(tr: Trainer) -> None:
         if tracker is not None and tr.hard.heap:
-            images = np.stack([im for _, _, im in tr.hard.ranked()])
-            tracker.log_image(frame_grid([images]), f"hard_examples/step_{tr.step:07d}.png")
+            previews = np.stack([im for _, _, im in tr.hard.ranked()])
+            tracker.log_image(draw(previews), f"hard_examples/step_{tr.step:07d}.png")
 
     trainer.on_log, trainer.on_checkpoint = on_log, on_checkpoint
     resumed = trainer.try_resume()
@@ -101,6 +110,7 @@ def fit_and_save(
     finish: Finish,
     final_losses: dict[str, str],
     inputs: dict[str, Path],
+    render: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Train (see :func:`fit`), then on rank 0 check the final model and write the outputs.
 
@@ -112,12 +122,13 @@ def fit_and_save(
         final_losses: ``{metric name: curve column}``: the column's last value is
             reported under the name (e.g. ``{"final_loss_mse": "loss/mse"}``).
         inputs: the data files it trained on, ``{name: path}``, recorded with the model.
+        render: draws the hard examples (see :func:`fit`).
 
     Returns:
         The metrics (empty on ranks other than 0): ``finish``'s, the final losses, and
         ``train_seconds``, ``train_steps_per_s``, ``params_millions``.
     """
-    seconds = fit(stage, trainer, tracker, describe)
+    seconds = fit(stage, trainer, tracker, describe, render)
     if trainer.rank != 0:
         return {}
     final = trainer.eval_model()

@@ -4,7 +4,8 @@ The trainer knows nothing about what it trains. It is handed:
 
 - ``objective``: an ``nn.Module`` whose ``forward(batch)`` returns ``(terms, logs)``:
   raw scalar loss terms and logs (``logs["per_sample"]``, a ``(B,)`` tensor, feeds
-  hard-example tracking); ``objective.model`` is what gets checkpointed;
+  hard-example tracking, shown as ``logs["preview"]`` when given, else
+  ``batch.preview()``); ``objective.model`` is what gets checkpointed;
 - ``make_batch(step, rank, world)``: the batch of a step. All randomness of a step
   (which windows, mask ratios, noise) is drawn there from ``(seed, step)``, so a
   resumed run sees exactly the batches an uninterrupted one would.
@@ -260,8 +261,10 @@ class Trainer:
             with torch.no_grad():
                 for pe, pm in zip(self.ema.parameters(), self.model.parameters(), strict=True):
                     pe.lerp_(pm, 1 - cfg.ema_decay)
+        preview = logs.pop("preview", None)  # what to show of each sample, else the batch's
         if "per_sample" in logs and self.rank == 0:
-            self.hard.add(logs["per_sample"].float(), batch.preview(), self.step)
+            shown = preview if preview is not None else batch.preview()
+            self.hard.add(logs["per_sample"].float(), shown, self.step)
         row = {f"loss/{k}": float(v.detach()) for k, v in terms.items()}
         row.update({k: float(v) for k, v in logs.items() if k != "per_sample"})
         row.update(
