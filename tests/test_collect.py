@@ -93,21 +93,20 @@ def test_too_many_frames_refused_by_params_validation() -> None:
 def test_real_dmc_two_short_episodes(tmp_path: Path) -> None:
     params = tiny_params(
         tasks=["cartpole-swingup"],
-        episodes_per_task=2,
-        frames_per_episode=10,
+        episodes_per_task=3,
+        frames_per_episode=14,
         action_repeat=2,
         image_size=32,
-        val_fraction=0.5,
     )
     collect(params, tmp_path / "e.h5")
     with EpisodeStore(tmp_path / "e.h5") as s:
         assert s.tasks == ["cartpole-swingup"] and s.action_dims == [1]
         assert s.control_timestep == [pytest.approx(0.02)]
         ep = s.read(0)
-        assert ep.frames.shape == (10, 32, 32, 3)
+        assert ep.frames.shape == (14, 32, 32, 3)
         assert (np.abs(ep.actions) <= 1).all()
         assert ep.frames.std() > 5  # a rendered scene, not a blank frame
-        assert not np.array_equal(ep.frames[1], ep.frames[9])
+        assert not np.array_equal(ep.frames[1], ep.frames[13])
 
 
 @pytest.mark.slow
@@ -115,7 +114,7 @@ def test_one_vs_two_workers_identical_arrays(tmp_path: Path) -> None:
     kw = dict(
         tasks=["cartpole-swingup", "synthetic-shapes"],
         episodes_per_task=3,
-        frames_per_episode=8,
+        frames_per_episode=14,
         action_repeat=2,
         image_size=24,
     )

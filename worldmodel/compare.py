@@ -34,9 +34,12 @@ HEADLINE: list[tuple[str, str, str]] = [
     ("metrics/evaluate.json", "overall.gain_over_repeat_last_db", "gain over repeat-last (dB)"),
     ("metrics/evaluate.json", "overall.action_sensitivity_db", "shuffled-actions cost, h=H (dB)"),
     ("metrics/evaluate.json", "overall.exposure_bias_db", "exposure bias (dB)"),
+    ("metrics/evaluate.json", "overall.min_gain_h4_plus_db", "smallest gain, h >= 4 (dB)"),
     ("metrics/evaluate.json", "overall.model_psnr_mean", "rollout PSNR, mean h1..H (dB)"),
+    ("metrics/evaluate.json", "overall.psnr_h1", "rollout PSNR, h1 (dB)"),
     ("metrics/evaluate.json", "overall.tokenizer_ceiling_psnr", "tokenizer PSNR, test (dB)"),
     ("metrics/tokenizer.json", "val.psnr", "tokenizer PSNR, val (dB)"),
+    ("metrics/evaluate.json", "overall.fps_speedup_k4_over_kmax", "speed-up K=4 over K=k_max (x)"),
 ]
 
 
