@@ -57,28 +57,6 @@ def repo_copy(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return dest, env
 
 
-def test_repro_noop_and_exp_run(repo_copy: tuple[Path, dict[str, str]]) -> None:
-    repo, env = repo_copy
-    dvc = str(Path(sys.executable).parent / "dvc")
-    _sh([dvc, "repro"], repo, env)
-    metrics = json.loads((repo / "metrics/collect.json").read_text())
-    assert (repo / "data/episodes.h5").is_file() and metrics["episodes"] == 6
-    assert (repo / "data/eval/psnr_vs_horizon.png").is_file()
-    assert (repo / "dvc.lock").is_file()
-
-    res = _sh([dvc, "repro"], repo, env)  # a no-op: nothing reruns (timings: README)
-    assert "didn't change" in res.stdout or "up to date" in res.stdout
-    assert "Running stage" not in res.stdout
-
-    status = _sh([dvc, "status", "--json"], repo, env)
-    assert json.loads(status.stdout) == {}
-
-    _sh([dvc, "exp", "run", "-S", "collect.episodes_per_task=5", "-n", "five"], repo, env)
-    assert json.loads((repo / "metrics/collect.json").read_text())["episodes"] == 5
-    show = _sh([dvc, "exp", "show", "--json"], repo, env).stdout
-    assert "five" in show
-
-
 def test_bad_param_fails_repro(repo_copy: tuple[Path, dict[str, str]]) -> None:
     repo, env = repo_copy
     dvc = str(Path(sys.executable).parent / "dvc")
@@ -107,6 +85,21 @@ def test_full_dag_exactness_remote_and_mlflow(
     assert _status(dvc, repo, env) == set()
     for name in ("collect", "tokenizer", "tokenize", "dynamics", "evaluate"):
         assert (repo / "metrics" / f"{name}.json").is_file()
+    assert json.loads((repo / "metrics/collect.json").read_text())["episodes"] == 6
+    assert (repo / "data/eval/psnr_vs_horizon.png").is_file()
+
+    res = _sh([dvc, "repro"], repo, env)  # a no-op: nothing reruns
+    assert "didn't change" in res.stdout or "up to date" in res.stdout
+    assert "Running stage" not in res.stdout
+    assert json.loads(_sh([dvc, "status", "--json"], repo, env).stdout) == {}
+
+    # an experiment that changes only evaluate's params reruns only evaluate
+    res = _sh([dvc, "exp", "run", "-S", "evaluate.steps=1", "-n", "k1"], repo, env).stdout
+    assert set(re.findall(r"Running stage '([^']+)'", res)) == {"evaluate"}
+    assert "k1" in _sh([dvc, "exp", "show", "--json"], repo, env).stdout
+    _sh(["git", "checkout", "--", "."], repo, env)
+    _sh([dvc, "checkout"], repo, env)
+    assert _status(dvc, repo, env) == set()
 
     stages = ["collect", "train_tokenizer", "tokenize", "train_dynamics", "evaluate"]
     import yaml

@@ -39,7 +39,6 @@ HEADLINE: list[tuple[str, str, str]] = [
     ("metrics/evaluate.json", "overall.psnr_h1", "rollout PSNR, h1 (dB)"),
     ("metrics/evaluate.json", "overall.tokenizer_ceiling_psnr", "tokenizer PSNR, test (dB)"),
     ("metrics/tokenizer.json", "val.psnr", "tokenizer PSNR, val (dB)"),
-    ("metrics/evaluate.json", "overall.fps_speedup_k4_over_kmax", "speed-up K=4 over K=k_max (x)"),
 ]
 
 
