@@ -127,6 +127,15 @@ def test_every_preset_builds_its_models(tmp_path: Path, name: str) -> None:
 def test_rules_across_sections() -> None:
     msg = _err({"evaluate": {"extended_horizon": 20}})
     assert "evaluate.extended_horizon" in msg and "dynamics.long_seq_len" in msg
+    msg = _err({"tokenizer": {"patch_size": 7}})
+    assert "`tokenizer.patch_size` = 7 does not divide `collect.image_size` = 64" in msg
+    msg = _err({"dynamics": {"pack": 3}})
+    assert "`dynamics.pack` = 3 does not divide `tokenizer.latent_tokens` = 16" in msg
+    msg = _err({"collect": {"frames_per_episode": 500}})
+    assert "cartpole-swingup episodes hold at most 126 frames" in msg
+    assert "valid integer" in _err({"collect": {"workers": True}})  # strict types
+    assert "valid number" in _err({"tokenizer": {"train": {"lr": "3e-3"}}})
+    assert "leave no training episode" in _err({"collect": {"test_fraction": 0.9}})
 
 
 def test_presets_cover_the_three_tiers() -> None:

@@ -382,6 +382,11 @@ class Params(_Section):
                 f"`tokenizer.patch_size` = {tok.patch_size} does not divide `collect.image_size`"
                 f" = {c.image_size}; pick a divisor (e.g. 8 for 64 px, 7 for 84 px)"
             )
+        if tok.latent_tokens % dyn.pack:
+            raise ValueError(
+                f"`dynamics.pack` = {dyn.pack} does not divide `tokenizer.latent_tokens` = "
+                f"{tok.latent_tokens}: each dynamics token packs that many latents"
+            )
         if ev.context + ev.extended_horizon > c.frames_per_episode:
             raise ValueError(
                 f"`evaluate.context` + `evaluate.extended_horizon` = "
