@@ -73,8 +73,11 @@ def test_corrupt_model_file_is_refused(tmp_path: Path) -> None:
     assert res.exit_code == 3 and "dvc repro train_tokenizer" in res.output
 
 
-def test_stage_failures_are_one_line_with_an_exit_status(tmp_path: Path) -> None:
+def test_stage_failures_are_one_line_with_an_exit_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Missing input -> 3, corrupt input -> 3 (naming file and remedy), bad params -> 2."""
+    monkeypatch.chdir(tmp_path)  # a folder without the DAG's data (and nothing written here)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params().model_dump()))
     res = runner.invoke(app, ["evaluate", "--params", str(params)])
