@@ -14,19 +14,24 @@ from worldmodel.data.episodes import EpisodeStore
 from worldmodel.data.windows import PixelWindows, heldout_windows
 
 
+def _pipeline_params():
+    """Two tasks, per task 2 train, 1 val and 2 test episodes of 20 frames."""
+    return tiny_params(
+        tasks=["synthetic-shapes", "cartpole-swingup"],
+        episodes_per_task=5,
+        frames_per_episode=20,
+        val_fraction=0.2,
+        test_fraction=0.4,
+    )
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The whole DAG on a tiny synthetic dataset with tiny models, via the stage functions."""
     from stages import collect, evaluate, tokenize, train_dynamics, train_tokenizer
 
     d = tmp_path_factory.mktemp("pipeline")
-    params = tiny_params(
-        tasks=["synthetic-shapes", "cartpole-swingup"],
-        episodes_per_task=5,
-        frames_per_episode=20,
-        val_fraction=0.2,
-        test_fraction=0.4,
-    )  # per task: 2 train, 1 val, 2 test episodes
+    params = _pipeline_params()
     data = params.model_dump()
     (d / "params.yaml").write_text(yaml.safe_dump(data))  # for the benchmark scripts
     collect.run(params, d / "episodes.h5", d / "collect.json", track=False)
@@ -100,13 +105,7 @@ def test_no_test_episode_reaches_training_checks_or_benchmarks(
     from worldmodel.data.splits import TEST
 
     d, _ = pipeline
-    params = tiny_params(
-        tasks=["synthetic-shapes", "cartpole-swingup"],
-        episodes_per_task=5,
-        frames_per_episode=20,
-        val_fraction=0.2,
-        test_fraction=0.4,
-    )
+    params = _pipeline_params()
     latents = tmp_path / "latents.h5"
     shutil.copy(d / "latents.h5", latents)
     with h5py.File(latents, "r+") as f:
