@@ -33,12 +33,8 @@ def run(
     tokenizer: Path = Path("data/tokenizer/model.pt"),
 ) -> dict[str, Any]:
     """Train the dynamics model on train-episode windows; check rollouts on val windows."""
-    import torch
-
-    from worldmodel.checkpoints import load_model
     from worldmodel.data.latents import LatentStore
     from worldmodel.models.dynamics import Dynamics
-    from worldmodel.models.tokenizer import Tokenizer
     from worldmodel.progress import console
     from worldmodel.runtime import launch_rank, setup_process
     from worldmodel.training import dynamics as dt
@@ -51,22 +47,14 @@ def run(
         store = LatentStore(latents)
         model = Dynamics(dt.dynamics_config(p, store.latent_shape, store.actions.shape[1]))
         val_windows = dt.rollout_check_windows(store, p)
-        tok = None
-        if tracker is not None:  # decodes the hard examples it logs (torch RNG untouched)
-            with torch.random.fork_rng(devices=[]):
-                tok = load_model(tokenizer, Tokenizer, device)[0]
+        render = dt.hard_example_renderer(tokenizer, device) if tracker is not None else None
         tokenizer_id = store.tokenizer_meta.get("fingerprint")
         meta = training_meta(
             STAGE, params, SECTIONS, ("latents", latents), world, tokenizer=tokenizer_id
         )
         trainer = Trainer(
-            dt.DynamicsObjective(model),
-            dt.DynamicsBatches(store, params),
-            p.train,
-            resume,
-            meta,
-            device,
-            periodic_eval=(p.eval_every, lambda m: dt.rollout_check(m, val_windows, p, device, b.seed)),
+            dt.DynamicsObjective(model), dt.DynamicsBatches(store, params), p.train, resume, meta,
+            device, periodic_eval=(p.eval_every, lambda m: dt.rollout_check(m, val_windows, p, device, b.seed)),
         )  # fmt: skip
         result = fit_and_save(
             STAGE, trainer, tracker,
@@ -76,8 +64,7 @@ def run(
             lambda final: dt.final_check(final, val_windows, p, device, b.seed),
             {"final_loss_shortcut": "loss/shortcut", "final_loss_flow": "part/flow",
              "final_loss_bootstrap": "part/bootstrap"},
-            {"latents": latents},
-            lambda previews: dt.hard_example_grid(previews, tok),
+            {"latents": latents}, render,
         )  # fmt: skip
     if result:
         console.print(f"{STAGE}: {dt.result_line(result)}")

@@ -11,7 +11,9 @@ resumed and multi-process runs are exact (see worldmodel/train.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -197,3 +199,17 @@ def hard_example_grid(previews: np.ndarray, tokenizer: torch.nn.Module | None) -
             pix = decode_latents(tokenizer, z.to(device), clip_frames=1).cpu()
         frames = (pix.numpy() * 255 + 0.5).astype(np.uint8)
     return frame_grid([frames[:, i] for i in range(frames.shape[1])])
+
+
+def hard_example_renderer(
+    tokenizer_file: Path, device: torch.device
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``previews -> image`` for :func:`worldmodel.training.stage.fit` that decodes hard
+    examples with the trained tokenizer in ``tokenizer_file``. Loading it leaves the
+    global torch RNG as it was, so training is the same with or without it."""
+    from worldmodel.checkpoints import load_model
+    from worldmodel.models.tokenizer import Tokenizer
+
+    with torch.random.fork_rng(devices=[]):
+        tokenizer = load_model(tokenizer_file, Tokenizer, device)[0]
+    return lambda previews: hard_example_grid(previews, tokenizer)
