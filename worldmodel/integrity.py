@@ -25,17 +25,19 @@ def verify(path: str | Path) -> str:
     """Check one file completely; return what it is, or raise :class:`DataError`."""
     import h5py
 
+    from worldmodel.errors import MissingInput
+
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
+    if not path.is_file():
+        raise MissingInput(path, "file not found")
     if path.suffix == ".h5":
         from worldmodel.data.episodes import SCHEMA as EPISODES
         from worldmodel.data.episodes import EpisodeStore
         from worldmodel.data.latents import LatentStore
-        from worldmodel.errors import MissingInput, StoreError
+        from worldmodel.errors import StoreError
 
-        if not path.is_file():
-            raise MissingInput(path, "file not found")
         try:
             with h5py.File(path, "r") as f:
                 schema = f.attrs.get("schema")
@@ -55,12 +57,10 @@ def verify(path: str | Path) -> str:
 
 def _verify_torch_file(path: Path) -> str:
     from worldmodel.checkpoints import load_model, read_torch_file
-    from worldmodel.errors import CheckpointMismatch, MissingInput
+    from worldmodel.errors import CheckpointMismatch
     from worldmodel.models.dynamics import Dynamics
     from worldmodel.models.tokenizer import Tokenizer
 
-    if not path.is_file():
-        raise MissingInput(path, "file not found")
     blob = read_torch_file(path)
     kinds = {cls.KIND: cls for cls in (Tokenizer, Dynamics)}
     if isinstance(blob, dict) and blob.get("kind") in kinds:

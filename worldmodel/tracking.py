@@ -198,18 +198,18 @@ model.pt md5 {md5}: the hash DVC lists for it in dvc.lock / the {out} .dir manif
 """
 
 
-def record_model(tracker: Tracker, model_file: Path, inputs: dict[str, Path]) -> None:
+def record_model(
+    tracker: Tracker, model_file: Path, kind: str, stage: str, inputs: dict[str, Path]
+) -> None:
     """Put a trained model on record: the weights and a loader note as artifacts under
     ``model/``, and tags linking the run to DVC's hashes (file MD5s) of the weights
     (``model_md5``) and of each input file (``input_md5.<name>``)."""
-    from worldmodel.checkpoints import read_torch_file
     from worldmodel.utils import file_md5
 
-    kind = read_torch_file(model_file)["kind"]
     md5 = file_md5(model_file)
     tracker.log_artifact(model_file, "model")
     note = LOADER_NOTE.format(
-        kind=kind, cls=kind.capitalize(), stage=tracker_stage(tracker), md5=md5,
+        kind=kind, cls=kind.capitalize(), stage=stage, md5=md5,
         out=model_file.parent,
     )  # fmt: skip
     tracker.client.log_text(tracker.run_id, note, "model/LOADING.txt")
@@ -218,10 +218,6 @@ def record_model(tracker: Tracker, model_file: Path, inputs: dict[str, Path]) ->
     for name, path in inputs.items():
         tracker.set_tag(f"input_md5.{name}", file_md5(path))
         tracker.set_tag(f"input_path.{name}", str(path))
-
-
-def tracker_stage(tracker: Tracker) -> str:
-    return tracker.client.get_run(tracker.run_id).data.tags.get("stage", "")
 
 
 def runs_of_models(tracker: Tracker, model_files: dict[str, Path]) -> dict[str, str]:

@@ -81,9 +81,16 @@ def action_and_gain(
     wanted = ("gain_over_repeat_last_db", "action_sensitivity_db", "action_sensitivity_mean_db")
     values = {k: v for k, v in per_window(scores, horizon).items() if k in wanted}
     out = with_ci(values, clusters, seed)
-    gain = curve(scores, "model", "psnr", horizon) - curve(scores, "repeat_last", "psnr", horizon)
-    out["min_gain_h4_plus_db"] = round(float(gain[3:].min()), 3) if horizon >= 4 else None
+    out["min_gain_h4_plus_db"] = min_gain_h4_plus(scores, horizon)
     return out
+
+
+def min_gain_h4_plus(scores: Scores, horizon: int) -> float | None:
+    """The smallest per-horizon mean gain over repeat-last at h >= 4 (dB; None if H < 4)."""
+    if horizon < 4:
+        return None
+    gain = curve(scores, "model", "psnr", horizon) - curve(scores, "repeat_last", "psnr", horizon)
+    return round(float(gain[3:].min()), 3)
 
 
 def summarize(
@@ -103,7 +110,7 @@ def summarize(
             out[f"lpips_h{h}"] = round(float(lpips[h - 1]), 4) if lpips is not None else None
             out[f"repeat_last_psnr_h{h}"] = round(float(rep[h - 1]), 3)
     out.update(with_ci(per_window(scores, horizon), clusters, seed))
-    out["min_gain_h4_plus_db"] = round(float((model - rep)[3:].min()), 3) if horizon >= 4 else None
+    out["min_gain_h4_plus_db"] = min_gain_h4_plus(scores, horizon)
     out["teacher_forced_psnr"] = round(
         float(curve(scores, "teacher_forced", "psnr", horizon).mean()), 3
     )

@@ -152,6 +152,6 @@ def fit_and_save(
         tracker.log_metrics(result, trainer.step)
         for name in extra_files:
             tracker.log_artifact(outputs.out_dir / name, Path(name).stem)
-        record_model(tracker, outputs.out_dir / MODEL_FILE, inputs)
+        record_model(tracker, outputs.out_dir / MODEL_FILE, final.KIND, stage, inputs)
     outputs.resume.unlink(missing_ok=True)
     return result
