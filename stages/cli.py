@@ -2,11 +2,13 @@
 
 wm collect               record episodes (the `collect` DVC stage)
 wm tasks                 list the task names `collect.tasks` accepts
-wm preset tier2          merge presets/tier2.yaml into params.yaml
+wm preset tier2          set params.yaml to presets/tier2.yaml over the defaults
 wm params-doc            print the params reference (Markdown)
 wm check-params          validate params.yaml and print it resolved
 wm compare EXP...        compare experiments across seeds (mean, 95% CI, differences)
 wm verify [PATH...]      check stores and model files completely (checksums, schema)
+wm plots [REV...]        render the DVC charts offline: PNGs + report.html / report.md
+wm exps                  one line per experiment: changed params, each stage's headline
 """
 
 from __future__ import annotations
@@ -54,11 +56,13 @@ app.command("evaluate")(evaluate_stage.main)
 
 
 app.command()(cli_params.tasks)
-app.command()(cli_params.preset)
+app.command(help=cli_params.preset_help())(cli_params.preset)
 app.command("params-doc")(cli_params.params_doc)
 app.command("check-params")(cli_params.check_params)
 app.command()(cli_results.compare)
 app.command()(cli_results.verify)
+app.command()(cli_results.plots)
+app.command()(cli_results.exps)
 
 
 if __name__ == "__main__":

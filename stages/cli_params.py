@@ -19,18 +19,38 @@ def tasks() -> None:
 
 
 def preset(
-    name: str = typer.Argument(..., help="Preset name: a file presets/<name>.yaml."),
+    name: str = typer.Argument(..., help="Preset name (listed above)."),
     params_file: Path = PARAMS_OPTION,
 ) -> None:
-    """Merge presets/<name>.yaml into params.yaml (validated first; comments kept)."""
+    """Set params.yaml to a preset over the defaults (validated first; comments kept)."""
     from worldmodel.config import ParamsError, apply_preset
 
     try:
-        apply_preset(name, params_file)
+        _, changes = apply_preset(name, params_file)
     except ParamsError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    typer.echo(f"applied preset {name} to {params_file}; run `dvc repro` or `dvc exp run`")
+    for line in changes:
+        typer.echo(f"  {line}")
+    typer.echo(
+        f"applied preset {name} to {params_file} ({len(changes)} values changed); "
+        "run `dvc repro` or `dvc exp run`"
+    )
+
+
+def preset_help() -> str:
+    """`wm preset --help`: what it does, and each preset with its one-line summary."""
+    from worldmodel.config import list_presets, preset_summary
+
+    names = list_presets()
+    width = max(map(len, names))
+    lines = [f"{n:<{width}}  {preset_summary(n)}" for n in names]
+    return (
+        "Set params.yaml to a preset over the defaults: every value is the preset's where "
+        "it sets one and the default elsewhere (`wm preset tier1` restores the defaults). "
+        "Comments and layout of the file are kept; the result is validated first.\n\n"
+        "Presets (presets/NAME.yaml):\n\n" + "\n".join(lines)
+    )
 
 
 def params_doc(

@@ -64,3 +64,62 @@ def verify(
             typer.echo(f"BAD  {path}: {what}\n     {remedy(path)}")
     if bad:
         raise typer.Exit(EXIT_DATA)
+
+
+def plots(
+    revisions: list[str] = typer.Argument(
+        None, help="Git revisions or DVC experiments to overlay; none = the workspace."
+    ),
+    out: Path = typer.Option(Path("reports/plots"), help="Folder for the PNGs and the report."),
+    repo: Path = typer.Option(Path("."), help="The repository (its dvc.yaml defines the charts)."),
+) -> None:
+    """Render the DVC charts offline to PNG and write report.html + report.md.
+
+    The same charts as `dvc plots show` / `dvc plots diff REV...` (dvc.yaml's `plots`),
+    drawn without a browser or a network, with each revision's headline metrics.
+    """
+    import tempfile
+
+    from worldmodel.report import (
+        ReportError,
+        dvc_plots,
+        metrics_table,
+        read_headlines,
+        render_charts,
+        write_report,
+    )
+
+    revs = list(revisions or [])
+    shown = (["workspace"] if len(revs) == 1 else []) + revs  # as `dvc plots diff` does
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            charts = render_charts(dvc_plots(repo, revs, Path(scratch)), out)
+    except ReportError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    table = metrics_table(read_headlines(repo, shown))
+    heading = "worldmodel: " + (", ".join(shown) if shown else "workspace")
+    html_path, md_path = write_report(charts, table, out, heading)
+    for c in charts:
+        typer.echo(f"{c.png}  {c.title}")
+    typer.echo(f"wrote {html_path} (self-contained) and {md_path}")
+
+
+def exps(
+    repo: Path = typer.Option(Path("."), help="The repository holding the experiments."),
+    all_commits: bool = typer.Option(
+        False, "--all-commits", "-A", help="Experiments of every commit, not only HEAD's."
+    ),
+) -> None:
+    """One line per experiment: the params it changed and each stage's headline metric."""
+    import json
+    import subprocess
+
+    from worldmodel.report import experiments_table, text_table
+
+    cmd = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if all_commits else [])
+    res = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    if res.returncode != 0:
+        err_console.print(f"[bold red]error:[/] {' '.join(cmd)}: {res.stderr.strip()[-300:]}")
+        raise typer.Exit(2)
+    typer.echo(text_table(experiments_table(json.loads(res.stdout or "[]"))))

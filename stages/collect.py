@@ -15,7 +15,8 @@ from stages.common import PARAMS_OPTION, stage_main, tracked_run
 from worldmodel.collect import CollectResult, collect
 from worldmodel.config import Params
 from worldmodel.progress import console, progress_bar
-from worldmodel.utils import package_versions, write_json
+from worldmodel.results import write_stage_metrics
+from worldmodel.utils import package_versions
 
 STAGE = "collect"
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -43,7 +44,7 @@ def run(
                 versions=package_versions(),
                 on_episode=lambda done, _, n: update(done, n / (time.perf_counter() - t0)),
             )
-        write_json(metrics, result.metrics)
+        write_stage_metrics(metrics, STAGE, result.metrics)
         if tracker is not None:
             from worldmodel.viz import contact_sheet
 

@@ -11,6 +11,7 @@ and strips (context | truth | model | repeat-last). Signal level: tau = 1 is cle
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,10 @@ def run(
     from worldmodel.metrics import load_lpips
     from worldmodel.models.dynamics import Dynamics
     from worldmodel.models.tokenizer import Tokenizer
-    from worldmodel.progress import console
+    from worldmodel.progress import console, progress_bar
+    from worldmodel.results import write_stage_metrics
     from worldmodel.runtime import setup_process
-    from worldmodel.utils import atomic_path, write_json, write_tsv
+    from worldmodel.utils import atomic_path, write_tsv
     from worldmodel.viz import rollout_media
 
     e = params.evaluate
@@ -55,18 +57,28 @@ def run(
         dyn, dyn_meta = load_model(dynamics, Dynamics, device)
         lpips = load_lpips()
         ev = Evaluator.from_models(tok, tok_meta, dyn, dyn_meta, e, device, lpips, params.base.seed)
-        report = evaluate_store(
-            ev, EpisodeStore(episodes), e, dyn.cfg.k_max,
-            log=lambda line: console.print(f"{STAGE}: {line}"),
-        )  # fmt: skip
+        t0 = time.perf_counter()
+        with progress_bar(STAGE, 1, "rollouts/s") as bar:
+            report = evaluate_store(
+                ev, EpisodeStore(episodes), e, dyn.cfg.k_max,
+                log=lambda line: console.print(f"{STAGE}: {line}"),
+                on_progress=lambda done, n: bar(done, done / (time.perf_counter() - t0), total=n),
+            )  # fmt: skip
         write_tsv(rollout_tsv, report.rows, list(report.rows[0]), digits=5)
         write_tsv(sweep_tsv, report.sweep, list(report.sweep[0]))
         with atomic_path(out_dir) as tmp:
             tmp.mkdir()
             rollout_media(
-                tmp, report.rows, report.sweep, report.media, e.context, e.horizon, e.gifs
+                tmp,
+                report.rows,
+                report.sweep,
+                report.media,
+                e.context,
+                e.horizon,
+                e.gifs,
+                e.steps,
             )
-        write_json(metrics, report.summary)
+        write_stage_metrics(metrics, STAGE, report.summary)
         if tracker is not None:
             from worldmodel.tracking import runs_of_models
 

@@ -33,8 +33,9 @@ def run(
     from worldmodel.data.episodes import EpisodeStore
     from worldmodel.models.tokenizer import Tokenizer
     from worldmodel.progress import console, progress_bar
+    from worldmodel.results import write_stage_metrics
     from worldmodel.runtime import resolve_device
-    from worldmodel.utils import file_fingerprint, write_json
+    from worldmodel.utils import file_fingerprint
 
     with tracked_run(track, STAGE, params, ("base", "tokenize")) as tracker:
         device = resolve_device(params.base.device)
@@ -64,7 +65,7 @@ def run(
             )  # fmt: skip
         seconds = time.perf_counter() - t0
         result.update(seconds=round(seconds, 2), frames_per_s=round(result["frames"] / seconds, 1))
-        write_json(metrics, result)
+        write_stage_metrics(metrics, STAGE, result)
         if tracker is not None:
             tracker.log_metrics(result)
     console.print(

@@ -8,12 +8,14 @@ import pytest
 import yaml
 
 from worldmodel.config import (
+    Params,
     ParamsError,
     apply_preset,
     list_presets,
     load_params,
     params_markdown,
     parse_params,
+    resolve_preset,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,7 +83,7 @@ def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
 def test_every_preset_applies_to_default_params(tmp_path: Path, name: str) -> None:
     target = tmp_path / "params.yaml"
     target.write_text((REPO / "params.yaml").read_text())
-    result = apply_preset(name, target)
+    result, _ = apply_preset(name, target)
     preset = yaml.safe_load((REPO / "presets" / f"{name}.yaml").read_text())
     for section, values in preset.items():
         for key, value in values.items():
@@ -105,7 +107,7 @@ def test_every_preset_builds_its_models(tmp_path: Path, name: str) -> None:
 
     target = tmp_path / "params.yaml"
     target.write_text((REPO / "params.yaml").read_text())
-    p = apply_preset(name, target)
+    p, _ = apply_preset(name, target)
     tok_cfg = tokenizer_config(p.tokenizer, p.collect.image_size)
     dyn_cfg = dynamics_config(p.dynamics, (tok_cfg.latent_tokens, tok_cfg.latent_dim), 4)
     with torch.device("meta"):
@@ -140,15 +142,47 @@ def test_rules_across_sections() -> None:
 
 def test_presets_cover_the_three_tiers() -> None:
     assert {"tier1", "tier2", "tier3"} <= set(list_presets())
-    # tier1 is the default params: applying it changes nothing.
-    p = load_params(REPO / "params.yaml")
-    tier1 = yaml.safe_load((REPO / "presets" / "tier1.yaml").read_text())
-    assert all(getattr(p.collect, k) == v for k, v in tier1["collect"].items())
+    # tier1 is the default params, and the committed params.yaml holds the defaults
+    assert resolve_preset("tier1") == Params() == load_params(REPO / "params.yaml")
 
 
-def test_unknown_preset(tmp_path: Path) -> None:
-    with pytest.raises(ParamsError, match="unknown preset"):
-        apply_preset("tier9", tmp_path / "params.yaml")
+@pytest.mark.parametrize("first", list_presets())
+def test_any_preset_after_any_other_is_preset_over_defaults(tmp_path: Path, first: str) -> None:
+    """Applying b after a gives the same file as applying b to the default params.yaml:
+    values exactly b over the defaults, comments, `null` and flow lists kept."""
+    default_text = (REPO / "params.yaml").read_text()
+    for second in list_presets():
+        fresh, chained = tmp_path / f"fresh_{second}.yaml", tmp_path / f"chain_{second}.yaml"
+        fresh.write_text(default_text)
+        chained.write_text(default_text)
+        apply_preset(second, fresh)
+        apply_preset(first, chained)
+        result, _ = apply_preset(second, chained)
+        assert result == resolve_preset(second) == load_params(chained)
+        assert chained.read_text() == fresh.read_text(), (first, second)
+    apply_preset("tier1", chained)
+    assert chained.read_text() == default_text  # back to the defaults, byte for byte
+    assert "  camera: null\n" in default_text and "  tasks: [cartpole-swingup]\n" in default_text
+
+
+def test_preset_changes_are_reported_and_comments_stay(tmp_path: Path) -> None:
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "params.yaml").read_text().replace("seed: 0", "seed: 7  # mine"))
+    _, changes = apply_preset("tier2", target)
+    assert "base.seed: 7 -> 0" in changes  # hand edits do not survive a preset
+    assert "collect.tasks: ['cartpole-swingup'] -> ['reacher-easy']" in changes
+    text = target.read_text()
+    assert "seed: 0  # mine" in text and "tasks: [reacher-easy]" in text
+    assert "# worldmodel params" in text and "camera: null" in text
+
+
+@pytest.mark.parametrize("name", ["tier9", "../params", "presets/tier2", ""])
+def test_unknown_preset(tmp_path: Path, name: str) -> None:
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "params.yaml").read_text())
+    with pytest.raises(ParamsError, match="unknown preset .*available: tier1, tier2"):
+        apply_preset(name, target)
+    assert target.read_text() == (REPO / "params.yaml").read_text()
 
 
 def test_params_markdown_documents_every_field() -> None:

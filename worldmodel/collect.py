@@ -194,11 +194,14 @@ def collect(
             "return_mean": round(float(r.mean()), 4),
             "return_max": round(float(r.max()), 4),
         }
-    metrics = {
+    metrics: dict[str, Any] = {
         "episodes": len(jobs),
         "frames": n_frames,
         "seconds": round(seconds, 2),
         "frames_per_s": round(n_frames / seconds, 1),
-        "tasks": per_task,
     }
+    if len(per_task) == 1:  # one task: its numbers are the whole run's, no second block
+        metrics.update({k: v for k, v in next(iter(per_task.values())).items() if k != "episodes"})
+    else:
+        metrics["tasks"] = per_task
     return CollectResult(metrics=metrics, samples=samples)

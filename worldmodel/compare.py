@@ -30,15 +30,16 @@ import yaml
 from worldmodel.config import flatten, parse_params
 
 # (metrics file, key path, short label) of the headline numbers, in table order.
+EVAL, TOK = "metrics/details/evaluate.json", "metrics/details/tokenizer.json"
 HEADLINE: list[tuple[str, str, str]] = [
-    ("metrics/evaluate.json", "overall.gain_over_repeat_last_db", "gain over repeat-last (dB)"),
-    ("metrics/evaluate.json", "overall.action_sensitivity_db", "shuffled-actions cost, h=H (dB)"),
-    ("metrics/evaluate.json", "overall.exposure_bias_db", "exposure bias (dB)"),
-    ("metrics/evaluate.json", "overall.min_gain_h4_plus_db", "smallest gain, h >= 4 (dB)"),
-    ("metrics/evaluate.json", "overall.model_psnr_mean", "rollout PSNR, mean h1..H (dB)"),
-    ("metrics/evaluate.json", "overall.psnr_h1", "rollout PSNR, h1 (dB)"),
-    ("metrics/evaluate.json", "overall.tokenizer_ceiling_psnr", "tokenizer PSNR, test (dB)"),
-    ("metrics/tokenizer.json", "val.psnr", "tokenizer PSNR, val (dB)"),
+    (EVAL, "gain_over_repeat_last_db", "gain over repeat-last (dB)"),
+    (EVAL, "action_sensitivity_db", "shuffled-actions cost, h=H (dB)"),
+    (EVAL, "exposure_bias_db", "exposure bias (dB)"),
+    (EVAL, "min_gain_h4_plus_db", "smallest gain, h >= 4 (dB)"),
+    (EVAL, "model_psnr_mean", "rollout PSNR, mean h1..H (dB)"),
+    (EVAL, "psnr_h1", "rollout PSNR, h1 (dB)"),
+    (EVAL, "tokenizer_ceiling_psnr", "tokenizer PSNR, test (dB)"),
+    (TOK, "val.psnr", "tokenizer PSNR, val (dB)"),
 ]
 
 

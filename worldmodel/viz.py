@@ -19,6 +19,50 @@ def frame_grid(rows: list[np.ndarray], pad: int = 1, value: int = 255) -> np.nda
     return out
 
 
+def labelled_grid(
+    rows: list[np.ndarray],
+    row_labels: list[str],
+    col_labels: list[str] | None = None,
+    mark_after: int | None = None,
+    title: str | None = None,
+    scale: int = 2,
+) -> np.ndarray:
+    """Tile rows of frames ``(n, H, W, 3)`` with a label left of each row.
+
+    Args:
+        col_labels: a label above each column (e.g. ``c1 .. c4, h1 .. h16``).
+        mark_after: draw a red rule after this many columns (where the context ends).
+        title: one line above everything.
+        scale: frames are enlarged this many times (nearest neighbour) so 64 px stay legible.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    grid = frame_grid(rows)
+    h, w = rows[0].shape[1:3]
+    img = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), 0)
+    font = ImageFont.load_default(size=12)
+    left = 12 + max(int(font.getlength(s)) for s in row_labels)
+    top = (16 if col_labels else 0) + (18 if title else 0)
+    canvas = Image.new("RGB", (img.width + left, img.height + top), "white")
+    canvas.paste(img, (left, top))
+    draw = ImageDraw.Draw(canvas)
+    cell_h, cell_w = (h + 1) * scale, (w + 1) * scale
+    for i, label in enumerate(row_labels):
+        draw.text(
+            (4, top + i * cell_h + h * scale // 2), label, fill="black", font=font, anchor="lm"
+        )
+    if title:
+        draw.text((4, 2), title, fill="black", font=font)
+    if col_labels:
+        for j, label in enumerate(col_labels):
+            x = left + j * cell_w + w * scale // 2
+            draw.text((x, top - 2), label, fill="black", font=font, anchor="mb")
+    if mark_after:
+        x = left + mark_after * cell_w - scale
+        draw.line([(x, top - 14 if col_labels else top), (x, canvas.height)], fill="red", width=2)
+    return np.asarray(canvas)
+
+
 def contact_sheet(samples: dict[str, np.ndarray], path: str | Path, scale: int = 2) -> Path:
     """Write a PNG with one labelled row of frames per task."""
     import matplotlib
@@ -62,14 +106,18 @@ def rollout_media(
     context: int,
     horizon: int,
     n_media: int,
+    steps: int,
 ) -> None:
     """PSNR-vs-horizon and sampler-sweep PNGs, and per task a few GIFs and strips.
 
     ``rows``: per-horizon rows with ``psnr/<method>`` and ``psnr_ci95_{low,high}/<method>``
-    columns (95% intervals, shaded).
-    Strips: rows truth | model | repeat-last, ``context`` frames then ``horizon`` more.
-    GIFs: truth | model | repeat-last side by side over the whole window.
+    columns (95% intervals, shaded). ``steps``: the sampler's K for the rollouts (marked
+    on the sweep).
+    Strips: labelled rows truth | model | repeat-last, ``context`` frames (c1..) then
+    ``horizon`` more (h1..), a red rule where the context ends.
+    GIFs: truth | model | repeat-last side by side over the whole window, labelled.
     """
+    import imageio.v3 as iio
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,36 +125,49 @@ def rollout_media(
 
     h = [r["horizon"] for r in rows]
     methods = [k.split("/", 1)[1] for k in rows[0] if k.startswith("psnr/")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
     for m in methods:
         y = np.array([r[f"psnr/{m}"] for r in rows])
         lo = np.array([r[f"psnr_ci95_low/{m}"] for r in rows])
         hi = np.array([r[f"psnr_ci95_high/{m}"] for r in rows])
-        ax.plot(h, y, label=m)
+        ax.plot(h, y, label=m.replace("_", " "))
         ax.fill_between(h, lo, hi, alpha=0.2)
     ax.set(
-        xlabel="horizon (frames after context)", ylabel="PSNR (dB)", title="Test-episode rollouts"
+        xlabel="horizon (frames after the context)",
+        ylabel="PSNR (dB)",
+        title=f"Test-episode rollouts, K = {steps} (shaded: 95% CI)",
     )
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, hides nothing
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "psnr_vs_horizon.png", dpi=100)
     plt.close(fig)
 
     ks = [r["k"] for r in sweep]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for key in [k for k in sweep[0] if k.startswith("psnr_h")]:
-        a1.plot(ks, [r[key] for r in sweep], marker="o", label=key.replace("psnr_", ""))
-    a1.set(xscale="log", xlabel="sampler steps K", ylabel="PSNR (dB)")
-    a1.legend()
+        a1.plot(ks, [r[key] for r in sweep], marker="o", label=key.replace("psnr_h", "h = "))
     a2.plot(ks, [r["fps_batched"] for r in sweep], marker="o", label="batched")
     a2.plot(ks, [r["fps_batch1"] for r in sweep], marker="o", label="batch 1")
-    a2.set(xscale="log", yscale="log", xlabel="sampler steps K", ylabel="generated frames / s")
-    a2.legend()
+    a2.set_yscale("log")
+    for a, ylabel, title in (
+        (a1, "PSNR (dB)", "quality per horizon"),
+        (a2, "generated frames / s", "speed"),
+    ):
+        a.set_xscale("log", base=2)
+        a.set_xticks(ks, [str(k) for k in ks])
+        a.minorticks_off()
+        a.axvline(steps, color="grey", ls="--", lw=1)
+        a.annotate(f"K = {steps} (evaluate.steps)", (steps, 1.0), xycoords=("data", "axes fraction"),
+                   xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")  # fmt: skip
+        a.set(xlabel="sampler steps K", ylabel=ylabel, title=f"Sampler sweep: {title}")
+        a.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        a.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "sampler_sweep.png", dpi=100)
     plt.close(fig)
 
+    labels = ["truth", "model", "repeat-last"]
     for task, w, pix in windows:
         for i in range(min(n_media, len(w.frames))):
             truth = w.frames[i]
@@ -116,18 +177,34 @@ def rollout_media(
             repeat[context:] = truth[context - 1]
             name = f"{task}_window{i}"
             shown = context + horizon
-            strip = frame_grid([truth[:shown], model[:shown], repeat[:shown]])
-            import imageio.v3 as iio
-
+            cols = [f"c{j + 1}" for j in range(context)] + [f"h{j + 1}" for j in range(horizon)]
+            strip = labelled_grid(
+                [truth[:shown], model[:shown], repeat[:shown]], labels, cols, context,
+                f"{task}, test window {i}: {context} context frames, then a rollout of "
+                f"{horizon} (K = {steps})",
+            )  # fmt: skip
             iio.imwrite(out / f"{name}_strip.png", strip)
-            side = np.concatenate(
-                [
-                    truth,
-                    np.full_like(truth[:, :, :2], 255),
-                    model,
-                    np.full_like(truth[:, :, :2], 255),
-                    repeat,
-                ],
-                axis=2,
-            )
-            write_gif(out / f"{name}.gif", side)
+            write_gif(out / f"{name}.gif", _gif_frames(truth, model, repeat, context, labels))
+
+
+def _gif_frames(
+    truth: np.ndarray, model: np.ndarray, repeat: np.ndarray, context: int, labels: list[str]
+) -> np.ndarray:
+    """Side-by-side GIF frames with the method names and "context c" / "rollout h" on top."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=11)
+    scale, gap = 2, 4
+    h, w = truth.shape[1:3]
+    frames = []
+    for t in range(len(truth)):
+        canvas = Image.new("RGB", (3 * w * scale + 2 * gap, h * scale + 36), "white")
+        draw = ImageDraw.Draw(canvas)
+        for j, (label, seq) in enumerate(zip(labels, (truth, model, repeat), strict=True)):
+            x = j * (w * scale + gap)
+            canvas.paste(Image.fromarray(seq[t]).resize((w * scale, h * scale), 0), (x, 36))
+            draw.text((x + w * scale // 2, 27), label, fill="black", font=font, anchor="mm")
+        step = f"context {t + 1}" if t < context else f"rollout h = {t + 1 - context}"
+        draw.text((2, 2), step, fill="black" if t < context else "red", font=font)
+        frames.append(np.asarray(canvas))
+    return np.stack(frames)

@@ -61,6 +61,7 @@ def evaluate_store(
     *,
     split: str = "test",
     log: Callable[[str], None] = lambda _: None,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> EvaluationReport:
     """Score every task's held-out windows, pool them, and sweep the sampler's K.
 
@@ -75,26 +76,46 @@ def evaluate_store(
         e: the `evaluate` params.
         k_max: the dynamics model's finest step count (the sweep goes 1, 2, 4, ..., k_max).
         log: receives one line per task.
+        on_progress: ``(rollouts done, rollouts in all)`` after each batch of rollouts.
     """
     if e.extended_horizon < 2 * ev.window:
         log(f"note: extended_horizon {e.extended_horizon} < 2 x training window {ev.window}")
     t0 = time.perf_counter()
+    ks = [int(round(1 / d)) for d in step_sizes(k_max)]  # 1, 2, 4, ..., k_max
+    # per task: many windows of C + H frames for the headline numbers (several per
+    # episode: a tight interval), and fewer, longer ones past the longest training window
+    windows = {
+        task: (
+            heldout_windows(store, task, e.context + e.horizon, e.windows, split=split),
+            heldout_windows(store, task, e.context + e.extended_horizon, e.extended_windows, split=split),
+        )
+        for task in store.tasks
+    }  # fmt: skip
+    w0 = heldout_windows(
+        store, store.tasks[0], e.context + e.sweep_horizon, e.sweep_windows, split=split
+    )
+    # rollouts to run: model, teacher-forced and shuffled actions per window; per K of
+    # the sweep, all its windows and one more at batch size 1
+    total = sum(3 * (len(w.frames) + len(wx.frames)) for w, wx in windows.values())
+    total += len(ks) * (len(w0.frames) + 1)
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        on_progress(done, total)
+
+    ev.on_rollout = advance
     per_task: dict[str, Any] = {}
     pooled: dict[str, list[Scores]] = {"headline": [], "extended": []}
     clusters: dict[str, list[np.ndarray]] = {"headline": [], "extended": []}
     media = []
-    for task in store.tasks:
-        # headline: many windows of C + H frames (several per episode: a tight interval)
-        w = heldout_windows(store, task, e.context + e.horizon, e.windows, split=split)
+    for task, (w, wx) in windows.items():
         n_eps = len(np.unique(w.episodes))
         log(
             f"{task}: {len(w.frames)} {split} windows of {n_eps} episodes x {e.context} + {e.horizon} frames, K={e.steps}"
         )
         scores = ev.run(w, e.horizon, e.steps)
-        # extended: fewer, longer rollouts, past the longest training window
-        wx = heldout_windows(
-            store, task, e.context + e.extended_horizon, e.extended_windows, split=split
-        )
         log(f"{task}: {len(wx.frames)} {split} windows x {e.context} + {e.extended_horizon} frames")
         extended = ev.run(wx, e.extended_horizon, e.steps)
         media.append((task, wx, ev.last_pixels))
@@ -118,12 +139,10 @@ def evaluate_store(
     overall = summarize(scores, e.horizon, e.sweep_at, episodes, ev.seed)
     overall.update(extended_summary(*pool("extended"), ev.seed))
 
-    ks = [int(round(1 / d)) for d in step_sizes(k_max)]  # 1, 2, 4, ..., k_max
-    w0 = heldout_windows(
-        store, store.tasks[0], e.context + e.sweep_horizon, e.sweep_windows, split=split
-    )
     log(f"sampler sweep: K in {ks} on {len(w0.frames)} {store.tasks[0]} windows")
     sweep, sweep_psnr = ev.sweep(w0, e.sweep_horizon, ks, e.sweep_at)
+    for row in sweep:  # the K the headline rollouts use, marked in the sweep's charts
+        row["default_k"] = int(row["k"] == e.steps)
     overall.update(
         sampler_headline(sweep, sweep_psnr, e.sweep_horizon, e.sweep_at, w0.episodes, ev.seed)
     )
@@ -135,5 +154,6 @@ def evaluate_store(
             "seconds": round(time.perf_counter() - t0, 1),
         }
     )
+    ev.on_rollout = None
     summary = {"overall": overall, "tasks": per_task, "sampler_sweep": sweep}
     return EvaluationReport(summary, rollout_rows(scores, episodes, ev.seed), sweep, media)

@@ -19,6 +19,7 @@ collection; see worldmodel/data/windows.py). Every method is scored on the same 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,8 @@ class Evaluator:
         self.c, self.tau_ctx, self.window, self.clip_frames = context, tau_ctx, window, clip_frames
         self.device, self.lpips, self.seed, self.batch = device, lpips, seed, batch
         self.context_d = 1.0 / dynamics.cfg.k_max  # context frames: the finest step size
+        # called with the number of windows after each batch of rollouts (progress)
+        self.on_rollout: Callable[[int], None] | None = None
 
     @classmethod
     def from_models(
@@ -128,6 +131,8 @@ class Evaluator:
                     truth=truth,
                 )  # fmt: skip
             )
+            if self.on_rollout is not None:
+                self.on_rollout(len(zi))
         return torch.cat(out)
 
     def score(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:

@@ -24,6 +24,7 @@ from worldmodel.data.latents import LatentStore
 from worldmodel.data.windows import LatentWindows
 from worldmodel.forcing import rollout, sample_tau_d, shortcut_loss
 from worldmodel.models.dynamics import PRESETS, Dynamics, DynamicsConfig
+from worldmodel.results import latent_gain_db
 from worldmodel.utils import derive_seed
 
 # Frames the periodic rollout check predicts after its `dynamics.eval_context` true ones:
@@ -167,9 +168,11 @@ def final_check(
     :func:`worldmodel.training.stage.fit_and_save`.
     """
     check = rollout_check(model, windows, p, device, seed)
+    model_mse, repeat_mse = check["val/rollout_latent_mse"], check["val/repeat_last_latent_mse"]
     return {
-        "val_rollout_latent_mse": check["val/rollout_latent_mse"],
-        "val_repeat_last_latent_mse": check["val/repeat_last_latent_mse"],
+        "val_latent_gain_db": latent_gain_db(model_mse, repeat_mse),
+        "val_rollout_latent_mse": model_mse,
+        "val_repeat_last_latent_mse": repeat_mse,
     }, {}
 
 

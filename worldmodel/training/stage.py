@@ -21,8 +21,9 @@ from torch import nn
 from worldmodel.checkpoints import MODEL_FILE, ModelMeta, save_model
 from worldmodel.config import Params
 from worldmodel.progress import console, progress_bar
+from worldmodel.results import write_stage_metrics
 from worldmodel.training.trainer import Trainer
-from worldmodel.utils import atomic_path, file_fingerprint, fingerprint, write_json, write_tsv
+from worldmodel.utils import atomic_path, file_fingerprint, fingerprint, write_tsv
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,14 @@ def fit(
             f"{describe}" + (f"; resumed at step {trainer.step}" if resumed else "")
         )
     t0, start = time.perf_counter(), trainer.step
+
+    def on_step(step: int) -> None:
+        last = trainer.curve[-1] if trainer.curve else {}
+        loss = next((f"{k} {v:.4g}" for k, v in last.items() if k.startswith("loss/")), "")
+        update(step, (step - start) / (time.perf_counter() - t0), loss)
+
     with progress_bar(stage, trainer.cfg.steps, "steps/s") as update:
-        trainer.fit(on_step=lambda s: update(s, (s - start) / (time.perf_counter() - t0)))
+        trainer.fit(on_step=on_step)
     return time.perf_counter() - t0
 
 
@@ -145,7 +152,7 @@ def fit_and_save(
         for name, write in extra_files.items():
             write(tmp / name)
     write_curve(outputs.curve, trainer.curve)
-    write_json(outputs.metrics, result)
+    write_stage_metrics(outputs.metrics, stage, result)
     if tracker is not None:
         from worldmodel.tracking import record_model
 

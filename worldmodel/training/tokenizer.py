@@ -156,8 +156,9 @@ def evaluate_reconstruction(
 def sample_grid(
     model: Tokenizer, clips: FrameClips, device: torch.device, n: int = 8
 ) -> np.ndarray:
-    """uint8 rows: input | input with 50% of patches masked | recon from masked | recon (mask 0)."""
-    from worldmodel.viz import frame_grid
+    """uint8 picture, one labelled row each: input | input with 50% of patches masked |
+    reconstruction from the masked input | reconstruction of the whole input."""
+    from worldmodel.viz import labelled_grid
 
     frames = clips.evenly_spaced(n)
     t = frames.shape[1]
@@ -172,7 +173,11 @@ def sample_grid(
     shown[~k] = 0.5
     shown = model.unpatchify(shown)
     rows = [x, shown, masked_recon, recon]
-    return frame_grid([(r[:, -1].cpu().numpy() * 255 + 0.5).astype(np.uint8) for r in rows])
+    return labelled_grid(
+        [(r[:, -1].cpu().numpy() * 255 + 0.5).astype(np.uint8) for r in rows],
+        ["input (val)", "50% masked", "recon of masked", "recon of input"],
+        title=f"Tokenizer samples: {n} val clips, last frame of each",
+    )
 
 
 def final_check(

@@ -1,0 +1,134 @@
+"""Where each stage's numbers go: three small files instead of one wide one.
+
+DVC draws ``dvc metrics show`` as one table whose columns are the union of every metric
+name of every file, so a file of 60 numbers makes a table 2,000 characters wide. Each
+stage therefore writes (``metrics/<name>.json`` being the path the stage is given):
+
+- ``metrics/<name>.json``: the headline, a few quality numbers with short names. Only
+  these files are DVC ``metrics``, so ``dvc metrics show``, ``dvc metrics diff`` and
+  ``dvc exp show`` print them by default (120 columns for one task).
+- ``metrics/details/<name>.json``: every quality number, confidence intervals included;
+  per task only when there are several tasks.
+  ``dvc metrics diff --targets metrics/details/evaluate.json`` compares them.
+- ``metrics/timings/<name>.json``: wall seconds and rates. They differ between machines
+  (and between a busy and an idle one), not between recipes, so they never mix with
+  quality numbers in a diff. ``dvc metrics show -R metrics/timings`` lists them.
+
+Keys whose value is ``None`` (LPIPS where its weights are missing) are left out of the
+files; ``lpips_available`` says why they are absent.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from worldmodel.utils import write_json
+
+# headline name -> key in the details (dots walk into nested dicts), per stage
+HEADLINE: dict[str, dict[str, str]] = {
+    "collect": {"episodes": "episodes"},
+    "train_tokenizer": {"val_psnr_db": "val.psnr"},
+    "tokenize": {},
+    "train_dynamics": {"val_latent_gain_db": "val_latent_gain_db"},
+    "evaluate": {
+        "gain_db": "gain_over_repeat_last_db",
+        "shuffle_cost_db": "action_sensitivity_db",
+        "exposure_bias_db": "exposure_bias_db",
+    },
+}
+
+# what one sees in each headline column, for README and `wm exps`
+HEADLINE_MEANING: dict[str, str] = {
+    "episodes": "episodes recorded (all tasks, all splits)",
+    "val_psnr_db": "tokenizer reconstruction PSNR on the val episodes (dB)",
+    "val_latent_gain_db": (
+        "end of training, val rollouts in latent space: 10 log10(MSE of repeat-last / "
+        "MSE of the model) (dB)"
+    ),
+    "gain_db": "test rollouts: PSNR gain over repeat-last, mean over h = 1..H (dB)",
+    "shuffle_cost_db": "test rollouts: PSNR lost at h = H when the actions are shuffled (dB)",
+    "exposure_bias_db": "test: PSNR of teacher-forced minus rollout, mean over h (dB)",
+}
+
+TIMING_KEYS = frozenset(
+    {
+        "seconds",
+        "frames_per_s",
+        "train_seconds",
+        "train_steps_per_s",
+        "recon_frames_per_s",
+        "fps_k4_batch1",
+        "fps_k4_batched",
+        "fps_kmax_batch1",
+        "fps_kmax_batched",
+        "fps_speedup_k4_over_kmax",
+    }
+)
+
+
+def side_paths(headline: Path) -> tuple[Path, Path]:
+    """``(details, timings)`` paths beside a stage's headline metrics file."""
+    return headline.parent / "details" / headline.name, headline.parent / "timings" / headline.name
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = _drop_none(v)
+        if v is not None:
+            out[k] = v
+    return out
+
+
+def _get(d: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        d = d[part]
+    return d
+
+
+def split_result(stage: str, result: dict[str, Any]) -> tuple[dict, dict, dict]:
+    """``(headline, details, timings)`` of a stage's result dict.
+
+    ``evaluate``'s result is ``{"overall": ..., "tasks": {task: ...}, ...}``: its details
+    are the overall numbers at the top level, plus ``tasks`` when there are several.
+    """
+    spec = HEADLINE[stage]
+    if stage == "evaluate":
+        overall, tasks = result["overall"], result["tasks"]
+        timings = {k: v for k, v in overall.items() if k in TIMING_KEYS}
+        details = {k: v for k, v in overall.items() if k not in TIMING_KEYS}
+        headline = {name: details[key] for name, key in spec.items()}
+        if len(tasks) > 1:
+            per_task = {
+                t: {k: v for k, v in s.items() if k not in TIMING_KEYS} for t, s in tasks.items()
+            }
+            details["tasks"] = per_task
+            headline["tasks"] = {
+                t: {name: s[key] for name, key in spec.items()} for t, s in per_task.items()
+            }
+    else:
+        timings = {k: v for k, v in result.items() if k in TIMING_KEYS}
+        details = {k: v for k, v in result.items() if k not in TIMING_KEYS}
+        headline = {name: _get(details, key) for name, key in spec.items()}
+    return _drop_none(headline), _drop_none(details), timings
+
+
+def write_stage_metrics(path: Path, stage: str, result: dict[str, Any]) -> None:
+    """Write a stage's headline to ``path`` and its details and timings beside it
+    (``metrics/details/<name>``, ``metrics/timings/<name>``)."""
+    headline, details, timings = split_result(stage, result)
+    details_path, timings_path = side_paths(path)
+    files = [(details_path, details), (timings_path, timings)]
+    if HEADLINE[stage]:  # tokenize has no quality number of its own: no headline file
+        files.append((path, headline))
+    for p, content in files:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        write_json(p, content)
+
+
+def latent_gain_db(model_mse: float, repeat_last_mse: float) -> float:
+    """``10 log10(repeat_last_mse / model_mse)``: above 0 when the model beats repeat-last."""
+    return round(10 * math.log10(max(repeat_last_mse, 1e-12) / max(model_mse, 1e-12)), 3)
