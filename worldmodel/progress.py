@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # log lines are never wrapped
 
 
 def _clock(seconds: float) -> str:
