@@ -63,8 +63,12 @@ def test_preset_command(tmp_path: Path) -> None:
     res = runner.invoke(app, ["preset", "tier2", "--params", str(target)])
     assert res.exit_code == 0, res.output
     assert yaml.safe_load(target.read_text())["collect"]["tasks"] == ["reacher-easy"]
+    assert "collect.tasks: ['cartpole-swingup'] -> ['reacher-easy']" in res.output
     res = runner.invoke(app, ["preset", "nope", "--params", str(target)])
     assert res.exit_code == 2 and "unknown preset" in res.output
+    res = runner.invoke(app, ["preset", "--help"], terminal_width=120)
+    for name in ("tier1", "tier2", "tier3", "tiny"):  # every preset, with its summary
+        assert f" {name}  " in res.output, res.output
 
 
 def test_params_doc_and_check_params() -> None:

@@ -118,8 +118,8 @@ def lpips_available(net: str = "alex") -> bool:
     if not ok:
         log.warning(
             "\n%s\nLPIPS UNAVAILABLE: the %s backbone weights %s are not in %s and could not be "
-            "downloaded. The LPIPS loss term is dropped and LPIPS metrics are recorded as null "
-            "(MLflow tag lpips=unavailable). To enable it, copy %s into that directory.\n%s",
+            "downloaded. The LPIPS loss term is dropped and LPIPS metrics are left out of the "
+            "metrics files (lpips_available: false; MLflow tag lpips=unavailable). To enable it, copy %s into that directory.\n%s",
             "=" * 78,
             net,
             path.name,
