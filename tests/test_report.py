@@ -73,9 +73,9 @@ def test_experiments_table_shows_changed_params_and_headlines() -> None:
     ]
     rows = experiments_table(show)
     header = rows[0]
-    assert header[:3] == ["experiment", "base", "changed params"] and "gain_db" in header
-    assert rows[1][:3] == ["main", "", "-"]
-    assert rows[2][:3] == ["seed-1", "abcdef0", "base.seed=1"]
+    assert header[:2] == ["experiment", "changed params"] and "gain_db" in header
+    assert rows[1][:2] == ["main", "-"]
+    assert rows[2][:2] == ["  seed-1", "base.seed=1"]
     assert rows[2][header.index("gain_db")] == "2.5"
 
 

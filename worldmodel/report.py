@@ -143,15 +143,43 @@ def write_report(
     return out / "report.html", out / "report.md"
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg")
+
+
+def plot_ids(repo: Path) -> list[str]:
+    """The plots dvc.yaml defines (chart ids and image paths), in order."""
+    plots = yaml.safe_load((repo / "dvc.yaml").read_text()).get("plots") or []
+    return [next(iter(p)) if isinstance(p, dict) else p for p in plots]
+
+
 def dvc_plots(repo: Path, revs: list[str], scratch: Path) -> dict[str, list[dict[str, Any]]]:
-    """DVC's filled plot specs for the workspace (no ``revs``) or the given revisions."""
-    cmd = ["dvc", "plots", "show"] if not revs else ["dvc", "plots", "diff", *revs]
-    res = subprocess.run(
-        [*cmd, "--json", "-o", str(scratch)], cwd=repo, capture_output=True, text=True
-    )
-    if res.returncode != 0:
-        raise ReportError(f"{' '.join(cmd)} failed: {res.stderr.strip()[-500:]}")
-    return json.loads(res.stdout)["data"]
+    """DVC's filled plot specs for the workspace (no ``revs``) or the given revisions.
+
+    Charts and images are asked for separately: an image inside a DVC output that is not
+    checked out (a fresh clone before ``dvc repro``) fails DVC's whole answer, and the
+    charts need only the git-tracked plot data.
+    """
+    ids = plot_ids(repo)
+    images = [i for i in ids if i.lower().endswith(IMAGE_SUFFIXES)]
+    charts = [i for i in ids if i not in images]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for targets, required in ((charts, True), (images, False)):
+        if not targets:
+            continue
+        cmd = ["dvc", "plots", "show", *targets] if not revs else [
+            "dvc", "plots", "diff", *revs, "--targets", *targets
+        ]  # fmt: skip
+        res = subprocess.run(
+            [*cmd, "--json", "-o", str(scratch)], cwd=repo, capture_output=True, text=True
+        )
+        data = json.loads(res.stdout).get("data") if res.stdout.strip() else None
+        if data is None:
+            if required:
+                why = res.stdout.strip()[-400:] or res.stderr.strip()[-400:]
+                raise ReportError(f"{' '.join(cmd)} failed: {why}")
+            continue
+        out.update(data)
+    return out
 
 
 def headline_files(repo: Path) -> list[str]:
@@ -192,15 +220,16 @@ def read_headlines(repo: Path, revs: list[str]) -> dict[str, dict[str, Any]]:
 def experiments_table(exp_show: list[dict[str, Any]]) -> list[list[str]]:
     """Rows of ``wm exps``: per experiment, the params it changed and each stage's headline.
 
-    ``exp_show``: the output of ``dvc exp show --json``. Params are compared with the
-    commit the experiment is based on; headline columns are those of
+    ``exp_show``: the output of ``dvc exp show --json``. Experiments are listed, indented,
+    under the commit they are based on, and their params compared with that commit's;
+    headline columns are those of
     :data:`worldmodel.results.HEADLINE`.
     """
     from worldmodel.config import flatten
     from worldmodel.results import HEADLINE
 
     columns = [n for spec in HEADLINE.values() for n in spec]
-    rows = [["experiment", "base", "changed params", *columns]]
+    rows = [["experiment", "changed params", *columns]]
 
     def headline(data: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -217,17 +246,15 @@ def experiments_table(exp_show: list[dict[str, Any]]) -> list[list[str]]:
         if i > 1 and not commit.get("experiments"):
             continue  # older commits only where they have experiments
         base = params(commit["data"])
-        entries = [(commit.get("name") or commit["rev"][:7], commit["data"], "")]
+        entries = [(commit.get("name") or commit["rev"][:7], commit["data"])]
         for exp in commit.get("experiments") or []:
             for rev in exp.get("revs") or []:
-                if rev.get("data"):
-                    entries.append(
-                        (rev.get("name") or rev["rev"][:7], rev["data"], commit["rev"][:7])
-                    )
-        for name, data, based_on in entries:
+                if rev.get("data"):  # listed under the commit it is based on
+                    entries.append(("  " + (rev.get("name") or rev["rev"][:7]), rev["data"]))
+        for name, data in entries:
             p, h = params(data), headline(data)
             changed = ", ".join(f"{k}={v}" for k, v in p.items() if base.get(k) != v)
-            rows.append([name, based_on, changed or "-", *(_cell(h.get(c)) for c in columns)])
+            rows.append([name, changed or "-", *(_cell(h.get(c)) for c in columns)])
     return rows
 
 
