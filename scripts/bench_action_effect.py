@@ -33,7 +33,8 @@ def main() -> None:
 
     c = load_params(args.params).collect
     task = args.task or c.tasks[0]
-    env = make_env(task, c.image_size, c.camera, c.action_repeat, c.shadows, c.reflections)
+    s = c.settings(task)  # the task's convention unless params.yaml overrides it
+    env = make_env(task, c.image_size, s.camera, s.action_repeat, c.shadows, c.reflections)
     physics = env._env.physics
     psnrs = []
     for trial in range(args.trials):
@@ -53,7 +54,7 @@ def main() -> None:
         psnrs.append(10 * np.log10(1 / np.maximum(mse, 1e-10)))
     mean = np.mean(psnrs, axis=0)
     print(
-        f"{task}, {c.image_size}px, action_repeat {c.action_repeat}, policy {c.policy.kind}, "
+        f"{task}, {c.image_size}px, action_repeat {s.action_repeat}, policy {c.policy.kind}, "
         f"{args.trials} states: PSNR between futures under two action sequences"
     )
     print("horizon\tpsnr_db")

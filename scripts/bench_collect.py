@@ -78,8 +78,12 @@ def main() -> None:
     defaults = CollectParams()
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--length", type=int, default=defaults.frames_per_episode)
-    ap.add_argument("--action-repeat", type=int, default=defaults.action_repeat)
+    ap.add_argument(
+        "--action-repeat", type=int, default=None, help="default: the task's convention"
+    )
     args = ap.parse_args()
+    if args.action_repeat is None:
+        args.action_repeat = defaults.settings(args.task).action_repeat
     default, fast = render_fps(args.task, args.size, args.frames)
     print(f"render only, {args.task} {args.size}x{args.size}, {args.frames} frames:")
     print(f"  dm_control physics.render (default flags): {default:8.1f} frames/s")

@@ -58,7 +58,7 @@ def run(
         lpips = load_lpips()
         ev = Evaluator.from_models(tok, tok_meta, dyn, dyn_meta, e, device, lpips, params.base.seed)
         t0 = time.perf_counter()
-        with progress_bar(STAGE, 1, "rollouts/s") as bar:
+        with progress_bar(STAGE, 1, "window-steps/s") as bar:
             report = evaluate_store(
                 ev, EpisodeStore(episodes), e, dyn.cfg.k_max,
                 log=lambda line: console.print(f"{STAGE}: {line}"),

@@ -103,6 +103,26 @@ def test_real_dmc_two_short_episodes(tmp_path: Path) -> None:
         assert (np.abs(ep.actions) <= 1).all()
         assert ep.frames.std() > 5  # a rendered scene, not a blank frame
         assert not np.array_equal(ep.frames[1], ep.frames[13])
+        assert s.action_repeat == [2] and s.camera == [1]  # cartpole's camera follows the cart
+
+
+@pytest.mark.slow
+def test_tasks_are_recorded_at_their_conventions(tmp_path: Path) -> None:
+    """Naming a task is enough: each gets its own control rate and camera (DMC protocol),
+    in one store, and `per_task` overrides one of them."""
+    params = tiny_params(
+        tasks=["cartpole-swingup", "reacher-easy", "finger-spin"],
+        episodes_per_task=3,
+        frames_per_episode=6,
+        action_repeat=None,
+        per_task={"finger-spin": {"camera": 1}},
+        image_size=24,
+    )
+    collect(params, tmp_path / "e.h5")
+    with EpisodeStore(tmp_path / "e.h5") as s:
+        assert s.action_repeat == [8, 4, 2]
+        assert s.camera == [1, 0, 1]
+        assert s.control_timestep == [pytest.approx(0.08), pytest.approx(0.08), pytest.approx(0.04)]
 
 
 @pytest.mark.slow
@@ -183,5 +203,13 @@ def test_bench_collect_runs_at_the_default_action_repeat() -> None:
     from worldmodel.config import CollectParams
 
     c = CollectParams()
-    fps = bench.collect_fps("cartpole-swingup", 32, 1, 3, c.frames_per_episode, c.action_repeat)
+    repeat = c.settings("cartpole-swingup").action_repeat
+    fps = bench.collect_fps("cartpole-swingup", 32, 1, 3, c.frames_per_episode, repeat)
     assert fps > 0
+
+
+def test_store_records_each_tasks_settings(tmp_path: Path) -> None:
+    params = tiny_params(episodes_per_task=3)
+    collect(params, tmp_path / "e.h5")
+    with EpisodeStore(tmp_path / "e.h5") as s:
+        assert s.action_repeat == [1] and s.camera == [None]  # synthetic: no camera

@@ -204,3 +204,47 @@ def test_documented_defaults_are_the_default_params_file() -> None:
     from worldmodel.config import Params
 
     assert Params() == load_params(REPO / "params.yaml")
+
+
+def test_task_conventions_and_overrides() -> None:
+    c = parse_params(
+        {"collect": {"tasks": ["cartpole-swingup", "reacher-easy", "finger-spin"]}}
+    ).collect
+    assert [c.settings(t).action_repeat for t in c.tasks] == [8, 4, 2]  # the DMC protocol
+    assert [c.settings(t).camera for t in c.tasks] == [1, 0, 0]
+    c = parse_params(
+        {"collect": {"tasks": ["cartpole-swingup", "reacher-easy"], "action_repeat": 2,
+                     "per_task": {"reacher-easy": {"action_repeat": 1, "camera": 1}}}}
+    ).collect  # fmt: skip
+    assert c.settings("cartpole-swingup").action_repeat == 2  # the section's value
+    assert (c.settings("reacher-easy").action_repeat, c.settings("reacher-easy").camera) == (1, 1)
+    assert (
+        parse_params({"collect": {"tasks": ["synthetic-shapes"]}})
+        .collect.settings("synthetic-shapes")
+        .action_repeat
+        == 1
+    )
+
+
+def test_unknown_task_names_are_refused_with_the_list_hint() -> None:
+    msg = _err({"collect": {"tasks": ["reacher-eazy"]}})
+    assert "unknown task 'reacher-eazy'" in msg and "did you mean reacher-easy" in msg
+    assert "wm tasks" in msg
+    msg = _err({"collect": {"per_task": {"cheetah-runn": {"action_repeat": 2}}}})
+    assert "unknown task 'cheetah-runn'" in msg and "collect.per_task" in msg
+    # the frame budget is checked at each task's own action repeat
+    msg = _err({"collect": {"tasks": ["reacher-easy"], "frames_per_episode": 300}})
+    assert "reacher-easy episodes hold at most 251 frames at action_repeat 4" in msg
+
+
+def test_conventions_table_in_readme_is_current() -> None:
+    from worldmodel.tasks import conventions_markdown
+
+    assert conventions_markdown() in (REPO / "README.md").read_text()
+
+
+def test_context_level_above_the_trained_grid_is_refused() -> None:
+    msg = _err({"dynamics": {"tau_ctx": 1.0}})
+    assert "`dynamics.tau_ctx`" in msg and "1 - 1/k_max = 0.984375" in msg
+    assert "never-trained" in msg
+    assert parse_params({"dynamics": {"tau_ctx": 63 / 64}}).dynamics.tau_ctx == 63 / 64

@@ -23,6 +23,7 @@ from worldmodel.data.episodes import Episode, EpisodeWriter, TaskInfo
 from worldmodel.data.splits import TEST, VAL, assign_splits
 from worldmodel.envs import Env, make_env
 from worldmodel.envs.policies import Policy
+from worldmodel.tasks import is_synthetic
 from worldmodel.utils import atomic_path, derive_seed, remove_stale_tmp
 
 
@@ -60,8 +61,8 @@ def record_episode(env: Env, params: Params, job: Job) -> Episode:
 
 
 def _env_for(params: Params, task: str) -> Env:
-    c = params.collect
-    return make_env(task, c.image_size, c.camera, c.action_repeat, c.shadows, c.reflections)
+    c, s = params.collect, params.collect.settings(task)
+    return make_env(task, c.image_size, s.camera, s.action_repeat, c.shadows, c.reflections)
 
 
 # Per-process state of pool workers (spawned, so nothing leaks between runs).
@@ -89,11 +90,21 @@ def describe_tasks(params: Params) -> list[TaskInfo]:
         if c.frames_per_episode > env.max_frames:
             raise ValueError(
                 f"collect.frames_per_episode = {c.frames_per_episode}: {task} episodes hold at "
-                f"most {env.max_frames} frames at action_repeat {c.action_repeat}"
+                f"most {env.max_frames} frames at action_repeat {c.settings(task).action_repeat}"
             )
         spec = env.action_spec
+        s = c.settings(task)
+        camera = None if is_synthetic(task) else s.camera
         infos.append(
-            TaskInfo(task, spec.dim, spec.low.tolist(), spec.high.tolist(), env.control_timestep)
+            TaskInfo(
+                task,
+                spec.dim,
+                spec.low.tolist(),
+                spec.high.tolist(),
+                env.control_timestep,
+                s.action_repeat,
+                camera,
+            )  # fmt: skip
         )
     return infos
 

@@ -34,6 +34,8 @@ EVAL, TOK = "metrics/details/evaluate.json", "metrics/details/tokenizer.json"
 HEADLINE: list[tuple[str, str, str]] = [
     (EVAL, "gain_over_repeat_last_db", "gain over repeat-last (dB)"),
     (EVAL, "action_sensitivity_db", "shuffled-actions cost, h=H (dB)"),
+    (EVAL, "moving_gain_over_repeat_last_db", "gain over repeat-last, moving pixels (dB)"),
+    (EVAL, "moving_action_sensitivity_db", "shuffled-actions cost, moving pixels (dB)"),
     (EVAL, "exposure_bias_db", "exposure bias (dB)"),
     (EVAL, "min_gain_h4_plus_db", "smallest gain, h >= 4 (dB)"),
     (EVAL, "model_psnr_mean", "rollout PSNR, mean h1..H (dB)"),

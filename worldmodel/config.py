@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from worldmodel.data.splits import split_sizes
-from worldmodel.tasks import ALL_TASK_NAMES, max_frames
+from worldmodel.tasks import ALL_TASK_NAMES, default_action_repeat, default_camera, max_frames
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -79,6 +79,30 @@ class PolicyParams(_Section):
         return v
 
 
+class TaskOverrides(_Section):
+    """Settings of one task that replace its convention (and `collect`'s own value)."""
+
+    action_repeat: int | None = Field(None, gt=0, description="Simulator steps per frame.")
+    camera: int | None = Field(None, ge=0, description="Camera id.")
+
+
+class TaskSettings(BaseModel):
+    """What one task is recorded with, conventions and overrides resolved."""
+
+    action_repeat: int
+    camera: int
+
+
+def _check_task_name(name: str, where: str = "") -> None:
+    if name not in ALL_TASK_NAMES:
+        close = difflib.get_close_matches(name, ALL_TASK_NAMES, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"{where}unknown task {name!r}: expected `domain-task` from dm_control's suite "
+            f"(run `wm tasks` for the list) or synthetic-shapes{hint}"
+        )
+
+
 class CollectParams(_Section):
     """The `collect` stage: which tasks to record and how."""
 
@@ -94,14 +118,30 @@ class CollectParams(_Section):
     frames_per_episode: int = Field(
         120, ge=2, description="Frames per episode, the reset frame included."
     )
-    action_repeat: int = Field(
-        8, gt=0, description="Physics control steps per recorded frame (the action is repeated)."
+    action_repeat: int | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Simulator steps per recorded frame (the action is repeated), for every task; "
+            "null: each task's convention (README table: 8 cartpole, 4 reacher, cheetah "
+            "and ball_in_cup, 2 otherwise)."
+        ),
     )
     image_size: int = Field(64, ge=8, le=1024, description="Square frame side, pixels.")
     camera: int | None = Field(
         None,
         ge=0,
-        description="Camera id; null uses the domain default (cartpole 1: follows the cart; quadruped 2; else 0).",
+        description=(
+            "Camera id, for every task; null: each task's convention (cartpole 1: follows "
+            "the cart; quadruped 2; else 0)."
+        ),
+    )
+    per_task: dict[str, TaskOverrides] = Field(
+        default_factory=dict,
+        description=(
+            "Per task name, settings that replace its convention and the values above, "
+            "e.g. `{reacher-easy: {action_repeat: 2}}`."
+        ),
     )
     shadows: bool = Field(
         False, description="Render shadows (about 6x slower at 64x64 on CPU rendering)."
@@ -132,26 +172,35 @@ class CollectParams(_Section):
     @classmethod
     def _known_tasks(cls, tasks: list[str]) -> list[str]:
         for name in tasks:
-            if name not in ALL_TASK_NAMES:
-                close = difflib.get_close_matches(name, ALL_TASK_NAMES, n=3)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise ValueError(
-                    f"unknown task {name!r}: expected `domain-task` from dm_control's suite "
-                    f"(run `wm tasks` for the list) or synthetic-shapes{hint}"
-                )
+            _check_task_name(name)
         if len(set(tasks)) != len(tasks):
             raise ValueError("tasks must not repeat")
         return tasks
 
+    @field_validator("per_task")
+    @classmethod
+    def _known_overrides(cls, per_task: dict[str, TaskOverrides]) -> dict[str, TaskOverrides]:
+        for name in per_task:
+            _check_task_name(name, "`collect.per_task`: ")
+        return per_task
+
+    def settings(self, task: str) -> TaskSettings:
+        """``task``'s action repeat and camera: its ``per_task`` entry, else the section's
+        value, else the task's convention."""
+        own = self.per_task.get(task, TaskOverrides())
+        repeat = own.action_repeat or self.action_repeat or default_action_repeat(task)
+        camera = next((c for c in (own.camera, self.camera) if c is not None), default_camera(task))
+        return TaskSettings(action_repeat=repeat, camera=camera)
+
     @model_validator(mode="after")
     def _episodes_fit_the_tasks(self) -> CollectParams:
         for task in self.tasks:
-            limit = max_frames(task, self.action_repeat)
+            repeat = self.settings(task).action_repeat
+            limit = max_frames(task, repeat)
             if limit is not None and self.frames_per_episode > limit:
                 raise ValueError(
                     f"`collect.frames_per_episode` = {self.frames_per_episode}: {task} episodes "
-                    f"hold at most {limit} frames at `collect.action_repeat` = "
-                    f"{self.action_repeat}; lower one of them"
+                    f"hold at most {limit} frames at action_repeat {repeat}; lower one of them"
                 )
         return self
 
@@ -278,6 +327,16 @@ class DynamicsParams(_Section):
         le=1,
         description="Fraction of samples whose frames draw d > d_min (bootstrap loss).",
     )
+    inference_regime_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Fraction of training windows laid out as a rollout sees them: every frame but "
+            "the last at the context level `tau_ctx` (d = d_min), the last at its own "
+            "(tau, d). Independent per-frame levels almost never produce that layout."
+        ),
+    )
     tau_ctx: float = Field(
         0.9,
         ge=0,
@@ -300,6 +359,18 @@ class DynamicsParams(_Section):
     def _power_of_two(cls, v: int) -> int:
         if v & (v - 1):
             raise ValueError("must be a power of two (1, 2, 4, 8, ...)")
+        return v
+
+    @field_validator("tau_ctx")
+    @classmethod
+    def _trained_level(cls, v: float, info: Any) -> float:
+        k = info.data.get("k_max", 64)
+        if v > 1 - 1 / k + 1e-9:
+            raise ValueError(
+                f"must be at most 1 - 1/k_max = {1 - 1 / k:g}: training draws signal levels "
+                f"on the grid 0, 1/k_max, ..., 1 - 1/k_max, so a context level above it "
+                "would use a never-trained embedding"
+            )
         return v
 
     @field_validator("long_seq_len")
@@ -556,20 +627,24 @@ def _sync(
     """
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+    for key in [k for k in node if k not in target]:  # e.g. a `per_task` entry dropped
+        changes.append(f"{prefix}{key}: {_fmt(node[key])} -> (removed)")
+        del node[key]
     for key, value in target.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
+            base = default.get(key) or {}
             if key in node and isinstance(node[key], dict):
-                _sync(node[key], value, default[key], f"{name}.", changes)
-            elif value != default[key]:
+                _sync(node[key], value, base, f"{name}.", changes)
+            elif value != base:
                 node[key] = CommentedMap()
-                _sync(node[key], value, default[key], f"{name}.", changes)
+                _sync(node[key], value, base, f"{name}.", changes)
             continue
         present = key in node
-        old = node[key] if present else default[key]
+        old = node[key] if present else default.get(key)
         if (list(old) if isinstance(old, list) else old) == value:
             continue
-        if not present and value == default[key]:
+        if not present and value == default.get(key):
             continue
         if isinstance(value, list):
             seq = CommentedSeq(value)

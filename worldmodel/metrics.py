@@ -45,6 +45,29 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, channels_last: bool = True) -
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
+MOTION_THRESHOLD = 0.1  # a pixel "moves" when a channel changes by more than this (of 1.0)
+
+
+def motion_mask(target: torch.Tensor, last_context: torch.Tensor) -> torch.Tensor:
+    """Pixels that move: where a true frame differs from the last context frame.
+
+    ``target`` ``(..., H, W, 3)`` and ``last_context`` broadcastable to it, in [0, 1].
+    Returns a bool ``(..., H, W)``: some channel differs by more than ``MOTION_THRESHOLD``.
+    """
+    return (target - last_context).abs().amax(-1) > MOTION_THRESHOLD
+
+
+def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per image on the pixels of ``mask`` only (peak 1.0); images
+    ``(B, H, W, 3)`` in [0, 1], mask ``(B, H, W)``. An image whose mask is empty (nothing
+    moved) gets its whole-frame PSNR."""
+    se = (pred.clamp(0, 1) - target).pow(2).mean(-1)  # (B, H, W)
+    count = mask.flatten(1).sum(1)
+    masked = (se * mask).flatten(1).sum(1) / count.clamp_min(1)
+    mse = torch.where(count > 0, masked, se.flatten(1).mean(1))
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     g = torch.exp(-((torch.arange(size) - size // 2) ** 2) / (2 * sigma**2))
     g = g / g.sum()

@@ -113,6 +113,7 @@ def split_result(stage: str, result: dict[str, Any]) -> tuple[dict, dict, dict]:
         timings = {k: v for k, v in result.items() if k in TIMING_KEYS}
         details = {k: v for k, v in result.items() if k not in TIMING_KEYS}
         headline = {name: _get(details, key) for name, key in spec.items()}
+    headline = {k: round(v, 3) if isinstance(v, float) else v for k, v in headline.items()}
     return _drop_none(headline), _drop_none(details), timings
 
 

@@ -72,6 +72,12 @@ ALL_TASK_NAMES: tuple[str, ...] = tuple(f"{d}-{t}" for d, t in DMC_TASKS) + SYNT
 # follows the cart (its motion shows in the floor), keeping cart and pole in view.
 DEFAULT_CAMERA: dict[str, int] = {"quadruped": 2, "cartpole": 1}
 
+# Simulator steps per recorded frame when `collect.action_repeat` is null: the control
+# rates of the usual DMC protocol (PlaNet, Dreamer): 8 for cartpole, 4 for reacher,
+# cheetah and ball_in_cup, 2 for finger, walker and every other domain.
+ACTION_REPEAT: dict[str, int] = {"cartpole": 8, "reacher": 4, "cheetah": 4, "ball_in_cup": 4}
+OTHER_ACTION_REPEAT = 2
+
 
 # Control steps per episode of dm_control's suite (its time limit over its control
 # timestep): 1000 for every task but the LQR ones, which never end. Checked against the
@@ -102,3 +108,23 @@ def is_synthetic(name: str) -> bool:
 def default_camera(name: str) -> int:
     """The camera id used when ``collect.camera`` is null."""
     return DEFAULT_CAMERA.get(split_task(name)[0], 0)
+
+
+def default_action_repeat(name: str) -> int:
+    """The task's control rate (simulator steps per frame) when ``collect.action_repeat``
+    is null; 1 for the synthetic world."""
+    if is_synthetic(name):
+        return 1
+    return ACTION_REPEAT.get(split_task(name)[0], OTHER_ACTION_REPEAT)
+
+
+def conventions_markdown() -> str:
+    """README's table of the per-domain conventions (what null picks)."""
+    domains = sorted({d for d, _ in DMC_TASKS})
+    rows = ["| domain | action_repeat | camera |", "|---|---|---|"]
+    for d in domains:
+        rows.append(
+            f"| {d} | {ACTION_REPEAT.get(d, OTHER_ACTION_REPEAT)} | {DEFAULT_CAMERA.get(d, 0)} |"
+        )
+    rows.append("| synthetic-shapes | 1 | - |")
+    return "\n".join(rows) + "\n"

@@ -55,6 +55,8 @@ class TaskInfo:
     action_low: list[float]
     action_high: list[float]
     control_timestep: float
+    action_repeat: int = 1  # simulator steps per frame
+    camera: int | None = None  # the camera rendered (None: no camera, e.g. synthetic)
 
 
 class EpisodeWriter:
@@ -113,6 +115,8 @@ class EpisodeWriter:
         at["action_low"] = json.dumps([t.action_low for t in tasks])
         at["action_high"] = json.dumps([t.action_high for t in tasks])
         at["control_timestep"] = json.dumps([t.control_timestep for t in tasks])
+        at["action_repeat"] = json.dumps([t.action_repeat for t in tasks])
+        at["camera"] = json.dumps([t.camera for t in tasks])
         at["image_size"] = image_size
         at["splits"] = json.dumps(SPLITS)
         for key, value in (attrs or {}).items():
@@ -244,6 +248,10 @@ class EpisodeStore:
             self.tasks: list[str] = json.loads(f.attrs["tasks"])
             self.action_dims: list[int] = json.loads(f.attrs["action_dims"])
             self.control_timestep: list[float] = json.loads(f.attrs["control_timestep"])
+            # per task, as recorded (older stores: unknown)
+            none = json.dumps([None] * len(self.tasks))
+            self.action_repeat: list[int | None] = json.loads(f.attrs.get("action_repeat", none))
+            self.camera: list[int | None] = json.loads(f.attrs.get("camera", none))
             self.params: dict[str, Any] = json.loads(f.attrs.get("params", "{}"))
             task_ids = f["episodes/task"][:]
             if task_ids.size and (task_ids.min() < 0 or task_ids.max() >= len(self.tasks)):

@@ -76,7 +76,8 @@ def evaluate_store(
         e: the `evaluate` params.
         k_max: the dynamics model's finest step count (the sweep goes 1, 2, 4, ..., k_max).
         log: receives one line per task.
-        on_progress: ``(rollouts done, rollouts in all)`` after each batch of rollouts.
+        on_progress: ``(done, total)`` after each batch of rollouts, in windows x sampler
+            steps (the cost of a rollout).
     """
     if e.extended_horizon < 2 * ev.window:
         log(f"note: extended_horizon {e.extended_horizon} < 2 x training window {ev.window}")
@@ -94,10 +95,11 @@ def evaluate_store(
     w0 = heldout_windows(
         store, store.tasks[0], e.context + e.sweep_horizon, e.sweep_windows, split=split
     )
-    # rollouts to run: model, teacher-forced and shuffled actions per window; per K of
-    # the sweep, all its windows and one more at batch size 1
-    total = sum(3 * (len(w.frames) + len(wx.frames)) for w, wx in windows.values())
-    total += len(ks) * (len(w0.frames) + 1)
+    # work to do, in windows x sampler steps (what a rollout costs): model, teacher-forced
+    # and shuffled actions per window at K = e.steps; per K of the sweep, all its windows
+    # and one more at batch size 1
+    total = sum(3 * e.steps * (len(w.frames) + len(wx.frames)) for w, wx in windows.values())
+    total += sum(ks) * (len(w0.frames) + 1)
     done = 0
 
     def advance(n: int) -> None:
@@ -110,16 +112,19 @@ def evaluate_store(
     pooled: dict[str, list[Scores]] = {"headline": [], "extended": []}
     clusters: dict[str, list[np.ndarray]] = {"headline": [], "extended": []}
     media = []
+    moving: dict[str, np.ndarray] = {}  # per task: fraction of pixels that move (N, H)
     for task, (w, wx) in windows.items():
         n_eps = len(np.unique(w.episodes))
         log(
             f"{task}: {len(w.frames)} {split} windows of {n_eps} episodes x {e.context} + {e.horizon} frames, K={e.steps}"
         )
         scores = ev.run(w, e.horizon, e.steps)
+        moving[task] = ev.last_moving_fraction
         log(f"{task}: {len(wx.frames)} {split} windows x {e.context} + {e.extended_horizon} frames")
         extended = ev.run(wx, e.extended_horizon, e.steps)
         media.append((task, wx, ev.last_pixels))
         per_task[task] = summarize(scores, e.horizon, e.sweep_at, w.episodes, ev.seed)
+        per_task[task]["moving_pixel_fraction"] = round(float(moving[task].mean()), 4)
         per_task[task].update(extended_summary(extended, wx.episodes, ev.seed))
         for part, sc, eps in (
             ("headline", scores, w.episodes),
@@ -137,6 +142,7 @@ def evaluate_store(
 
     scores, episodes = pool("headline")
     overall = summarize(scores, e.horizon, e.sweep_at, episodes, ev.seed)
+    overall["moving_pixel_fraction"] = round(float(np.concatenate(list(moving.values())).mean()), 4)
     overall.update(extended_summary(*pool("extended"), ev.seed))
 
     log(f"sampler sweep: K in {ks} on {len(w0.frames)} {store.tasks[0]} windows")

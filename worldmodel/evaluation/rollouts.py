@@ -30,7 +30,7 @@ from worldmodel.codec import decode_latents, encode_episode
 from worldmodel.config import EvaluateParams
 from worldmodel.data.windows import PixelWindows
 from worldmodel.forcing import rollout
-from worldmodel.metrics import LPIPS, psnr, sharpness_ratio, ssim
+from worldmodel.metrics import LPIPS, masked_psnr, motion_mask, psnr, sharpness_ratio, ssim
 from worldmodel.models.dynamics import Dynamics
 from worldmodel.models.tokenizer import Tokenizer
 
@@ -57,7 +57,7 @@ class Evaluator:
         self.c, self.tau_ctx, self.window, self.clip_frames = context, tau_ctx, window, clip_frames
         self.device, self.lpips, self.seed, self.batch = device, lpips, seed, batch
         self.context_d = 1.0 / dynamics.cfg.k_max  # context frames: the finest step size
-        # called with the number of windows after each batch of rollouts (progress)
+        # progress: called after each batch of rollouts with its windows x sampler steps
         self.on_rollout: Callable[[int], None] | None = None
 
     @classmethod
@@ -132,14 +132,25 @@ class Evaluator:
                 )  # fmt: skip
             )
             if self.on_rollout is not None:
-                self.on_rollout(len(zi))
+                self.on_rollout(len(zi) * steps)
         return torch.cat(out)
 
-    def score(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
-        """Per-window, per-step metrics ``(N, H)`` of pixel predictions vs targets."""
+    def score(
+        self, pred: torch.Tensor, target: torch.Tensor, moving: torch.Tensor
+    ) -> dict[str, np.ndarray]:
+        """Per-window, per-step metrics ``(N, H)`` of pixel predictions vs targets.
+
+        ``moving`` ``(N, H, S, S)``: the pixels that move (see
+        :func:`worldmodel.metrics.motion_mask`), where ``psnr_moving`` is measured.
+        """
         n, h = pred.shape[:2]
         out = {
             "psnr": psnr(pred, target).view(n, h).numpy(),
+            "psnr_moving": masked_psnr(
+                pred.flatten(0, 1), target.flatten(0, 1), moving.flatten(0, 1)
+            )
+            .view(n, h)
+            .numpy(),
             "ssim": ssim(pred, target).view(n, h).numpy(),
         }
         if self.lpips is not None:
@@ -154,6 +165,8 @@ class Evaluator:
         """Scores ``{method: {metric: (N, horizon)}}`` on the windows ``w``."""
         frames = torch.from_numpy(w.frames).float() / 255
         target = frames[:, self.c : self.c + horizon]
+        moving = motion_mask(target, frames[:, self.c - 1 : self.c])
+        self.last_moving_fraction = moving.float().flatten(2).mean(-1).numpy()  # (N, H)
         z = self.encode(w.frames)
         a = torch.from_numpy(w.actions).to(self.device)
         z_true = z[:, self.c : self.c + horizon]
@@ -170,15 +183,15 @@ class Evaluator:
             full = self.decode(torch.cat([z[:, : self.c], zp], dim=1))
             self.last_pixels[name] = full
             pix = full[:, self.c :]
-            result[name] = self.score(pix, target)
+            result[name] = self.score(pix, target, moving)
             result[name]["latent_mse"] = (zp - z_true).pow(2).flatten(2).mean(-1).cpu().numpy()
         repeat = frames[:, self.c - 1 : self.c].expand_as(target)
-        result["repeat_last"] = self.score(repeat, target)
+        result["repeat_last"] = self.score(repeat, target, moving)
         result["repeat_last"]["latent_mse"] = (
             (z[:, self.c - 1 : self.c] - z_true).pow(2).flatten(2).mean(-1).cpu().numpy()
         )
         ceiling = self.decode(z)[:, self.c : self.c + horizon]
-        result["tokenizer_ceiling"] = self.score(ceiling, target)
+        result["tokenizer_ceiling"] = self.score(ceiling, target, moving)
         result["tokenizer_ceiling"]["latent_mse"] = np.zeros(
             result["model"]["psnr"].shape, np.float32
         )
@@ -188,7 +201,8 @@ class Evaluator:
         self, w: PixelWindows, horizon: int, ks: list[int], at: list[int]
     ) -> tuple[list[dict[str, Any]], dict[int, np.ndarray]]:
         """Sampler sweep per K: PSNR at horizons ``at``, generated frames/s (batch 1 and
-        batched), and the last frame's sharpness relative to the ground truth.
+        batched), and the last frame's sharpness relative to the ground truth and to the
+        tokenizer ceiling (decode(encode(truth)), the sharpest reachable).
 
         Returns the rows (one per K, window means) and each K's per-window PSNR
         ``{k: (N, horizon)}`` (for paired intervals between two K).
@@ -196,6 +210,9 @@ class Evaluator:
         frames = torch.from_numpy(w.frames).float() / 255
         z = self.encode(w.frames)
         a = torch.from_numpy(w.actions).to(self.device)
+        # the tokenizer's own reconstruction of the last frame: the sharpest a decoded
+        # prediction can be (blur the tokenizer adds is not the sampler's fault)
+        ceiling_last = self.decode(z[:, self.c + horizon - 1 : self.c + horizon])[:, 0]
         rows, per_window = [], {}
         for k in ks:
             t0 = time.perf_counter()
@@ -213,5 +230,8 @@ class Evaluator:
             # sharpness of the last frame relative to the truth's (1 = as sharp): PSNR
             # falls as K grows when samples get sharper, not only when they get worse
             row[f"sharpness_h{horizon}"] = round(sharpness_ratio(pix[:, -1], truth[:, -1]), 4)
+            row[f"sharpness_vs_ceiling_h{horizon}"] = round(
+                sharpness_ratio(pix[:, -1], ceiling_last), 4
+            )
             rows.append(row)
         return rows, per_window

@@ -32,6 +32,10 @@ def per_window(scores: Scores, horizon: int) -> dict[str, np.ndarray]:
     - ``action_sensitivity_db``: model minus shuffled-actions PSNR at h = horizon (the
       shuffled-actions cost; about 0 for a model that ignores its actions);
     - ``action_sensitivity_mean_db``: the same, mean over h = 1..horizon;
+    - ``moving_gain_over_repeat_last_db``, ``moving_action_sensitivity_db``: the first two
+      on the pixels that move (PSNR on the pixels where the true frame differs from the
+      last context frame): whether the model moves the right things where the moving
+      parts are a few percent of the frame;
     - ``exposure_bias_db``: teacher-forced minus rollout PSNR, mean over h (when scored);
     - ``tokenizer_ceiling_psnr``: decode(encode(truth)) PSNR, mean over h (when scored).
 
@@ -49,6 +53,12 @@ def per_window(scores: Scores, horizon: int) -> dict[str, np.ndarray]:
         "action_sensitivity_db": shuffled[:, horizon - 1],
         "action_sensitivity_mean_db": shuffled.mean(1),
     }
+    if "psnr_moving" in scores["model"]:  # the same on the pixels that move
+        moving = scores["model"]["psnr_moving"][:, :horizon].astype(np.float64)
+        rep = scores["repeat_last"]["psnr_moving"][:, :horizon]
+        shuf = scores["shuffled_actions"]["psnr_moving"][:, :horizon]
+        out["moving_gain_over_repeat_last_db"] = (moving - rep).mean(1)
+        out["moving_action_sensitivity_db"] = (moving - shuf)[:, horizon - 1]
     if "teacher_forced" in scores:
         out["exposure_bias_db"] = (psnr("teacher_forced") - model).mean(1)
     if "tokenizer_ceiling" in scores:
@@ -78,7 +88,13 @@ def action_and_gain(
     Returns the first three quantities of :func:`per_window` and
     ``min_gain_h4_plus_db``, the smallest per-horizon mean gain at h >= 4.
     """
-    wanted = ("gain_over_repeat_last_db", "action_sensitivity_db", "action_sensitivity_mean_db")
+    wanted = (
+        "gain_over_repeat_last_db",
+        "action_sensitivity_db",
+        "action_sensitivity_mean_db",
+        "moving_gain_over_repeat_last_db",
+        "moving_action_sensitivity_db",
+    )
     values = {k: v for k, v in per_window(scores, horizon).items() if k in wanted}
     out = with_ci(values, clusters, seed)
     out["min_gain_h4_plus_db"] = min_gain_h4_plus(scores, horizon)
@@ -191,6 +207,8 @@ def sampler_headline(
         {
             "sampler_k4_sharpness": k4[f"sharpness_h{sweep_horizon}"],
             "sampler_kmax_sharpness": kmax[f"sharpness_h{sweep_horizon}"],
+            "sampler_k4_sharpness_vs_ceiling": k4[f"sharpness_vs_ceiling_h{sweep_horizon}"],
+            "sampler_kmax_sharpness_vs_ceiling": kmax[f"sharpness_vs_ceiling_h{sweep_horizon}"],
             "fps_k4_batched": k4["fps_batched"],
             "fps_kmax_batched": kmax["fps_batched"],
             "fps_k4_batch1": k4["fps_batch1"],

@@ -100,6 +100,11 @@ class DynamicsBatches:
         isolated = np.zeros(n, bool)
         if p.single_frame_fraction > 0:  # drawn last: the other draws do not depend on it
             isolated = rng.random(n) < p.single_frame_fraction
+        if p.inference_regime_fraction > 0:  # drawn after the others: 0 = the same batches
+            # as a rollout sees it: the past at the context level, the newest frame noisy
+            regime = rng.random(n) < p.inference_regime_fraction
+            tau[regime, :-1] = p.tau_ctx
+            d[regime, :-1] = 1.0 / p.k_max
         sl = slice(rank * n // world, (rank + 1) * n // world)
         return DynamicsBatch(
             *(
