@@ -17,6 +17,8 @@ headline numbers, computed by the same code:
 - ``min_gain_h4_db``: the smallest per-horizon gain at horizon >= 4;
 - ``shuffle_cost_h{H}_db``: true-action minus shuffled-action PSNR at the last horizon
   with the same sampling noise for both rollouts, and its interval;
+- ``exposure_bias_db``: teacher-forced (one-step, the true past) minus rollout PSNR, mean
+  over horizons, and ``teacher_forced_psnr``;
 - latent MSE at the last horizon for the model, shuffled actions and repeat-last;
 - with ``--sweep``, after training: PSNR and sharpness (high-frequency energy over the
   ground truth's) of the last horizon's frame for K = 1, ``evaluate.steps`` and k_max.
@@ -62,7 +64,7 @@ def main() -> None:
     from worldmodel.data.latents import LatentStore
     from worldmodel.data.windows import heldout_windows
     from worldmodel.evaluation import Evaluator
-    from worldmodel.evaluation.summary import action_and_gain
+    from worldmodel.evaluation.summary import action_and_gain, per_window
     from worldmodel.metrics import psnr, sharpness_ratio
     from worldmodel.models.dynamics import Dynamics
     from worldmodel.models.tokenizer import Tokenizer
@@ -95,6 +97,7 @@ def main() -> None:
     table = Table([
         "step", "train_seconds", "gain_db", "gain_ci_low", "gain_ci_high", "min_gain_h4_db",
         f"shuffle_cost_h{h}_db", "shuffle_ci_low", "shuffle_ci_high",
+        "exposure_bias_db", "teacher_forced_psnr",
         "psnr_h1", f"psnr_h{h}", f"mse_h{h}", f"mse_shuffled_h{h}", f"mse_repeat_h{h}",
     ])  # fmt: skip
     # the tokenizer and the windows are fixed: encode them and score the baseline once
@@ -120,8 +123,12 @@ def main() -> None:
             pix = ev.decode(torch.cat([z[:, :c], zp], 1))[:, c:]
             scores[name] = {"psnr": psnr(pix, target).view(len(zp), h).numpy()}
             mse[name] = float((zp[:, -1] - z_true[:, -1]).pow(2).mean())
+        zt = ev.roll(z, a, h, e.steps, teacher_forced=True)  # one-step, true past
+        pix = ev.decode(torch.cat([z[:, :c], zt], 1))[:, c:]
+        scores["teacher_forced"] = {"psnr": psnr(pix, target).view(len(zt), h).numpy()}
         # the evaluate stage's own definitions and intervals
         headline = action_and_gain(scores, h, w.episodes, params.base.seed)
+        bias = per_window(scores, h)["exposure_bias_db"]
         model_psnr = scores["model"]["psnr"].mean(0)
         trainer.model.train()
         row = {
@@ -134,6 +141,8 @@ def main() -> None:
             f"shuffle_cost_h{h}_db": headline["action_sensitivity_db"],
             "shuffle_ci_low": headline["action_sensitivity_db_ci95"][0],
             "shuffle_ci_high": headline["action_sensitivity_db_ci95"][1],
+            "exposure_bias_db": round(float(bias.mean()), 3),
+            "teacher_forced_psnr": round(float(scores["teacher_forced"]["psnr"].mean()), 2),
             "psnr_h1": round(float(model_psnr[0]), 2),
             f"psnr_h{h}": round(float(model_psnr[-1]), 2),
             f"mse_h{h}": round(mse["model"], 4),

@@ -9,6 +9,7 @@ wm compare EXP...        compare experiments across seeds (mean, 95% CI, differe
 wm verify [PATH...]      check stores and model files completely (checksums, schema)
 wm plots [REV...]        render the DVC charts offline: PNGs + report.html / report.md
 wm exps                  one line per experiment: changed params, each stage's headline
+wm study TASK...         the DAG per task and seed (queued experiments), one table per task
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ app.command()(cli_results.compare)
 app.command()(cli_results.verify)
 app.command()(cli_results.plots)
 app.command()(cli_results.exps)
+app.command()(cli_results.study)
 
 
 if __name__ == "__main__":

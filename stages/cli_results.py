@@ -123,3 +123,65 @@ def exps(
         err_console.print(f"[bold red]error:[/] {' '.join(cmd)}: {res.stderr.strip()[-300:]}")
         raise typer.Exit(2)
     typer.echo(text_table(experiments_table(json.loads(res.stdout or "[]"))))
+
+
+def study(
+    tasks: list[str] = typer.Argument(..., help="Task names (`wm tasks`); one DAG per task."),
+    seeds: int = typer.Option(3, min=1, help="Seeds per task: base.seed 0 .. N-1."),
+    overrides: list[str] = typer.Option(
+        None, "--set", "-S", help="Params for every run, key=value (as `dvc exp run -S`)."
+    ),
+    prefix: str = typer.Option("study", help="Experiment names: PREFIX-TASK-sSEED."),
+    out: Path = typer.Option(None, help="Also write the Markdown to this file."),
+) -> None:
+    """Run the whole DAG per task and seed (queued DVC experiments, one at a time), then
+    compare them: one table per task (mean, 95% CI and seed sd of the headline metrics).
+
+    Each task is recorded at its own conventions. Each run takes a DAG's time;
+    `dvc queue status` and `dvc queue logs NAME` show the runs.
+    """
+    import re
+    import subprocess
+    import time
+
+    from worldmodel.compare import CompareError, compare, read_experiments
+    from worldmodel.config import ParamsError, parse_params
+
+    try:
+        parse_params({"collect": {"tasks": tasks}}, source="wm study")
+    except ParamsError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    names = []
+    for task in tasks:
+        for seed in range(seeds):
+            name = f"{prefix}-{task}-s{seed}".replace("_", "-")
+            cmd = ["dvc", "exp", "run", "--queue", "-n", name, "-S", f"collect.tasks=[{task}]"]
+            cmd += ["-S", f"base.seed={seed}"]
+            for o in overrides or []:
+                cmd += ["-S", o]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode != 0:
+                err_console.print(f"[bold red]error:[/] {' '.join(cmd)}: {res.stderr.strip()}")
+                raise typer.Exit(2)
+            names.append(name)
+    typer.echo(f"queued {len(names)} runs: {', '.join(names)}; running them one at a time")
+    subprocess.run(["dvc", "queue", "start", "-j", "1"], capture_output=True, text=True)
+    while True:
+        status = subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True)
+        lines = [ln for ln in status.stdout.splitlines() if any(n in ln for n in names)]
+        if lines and not any(re.search(r"\b(Queued|Running)\b", ln) for ln in lines):
+            break
+        time.sleep(10)
+    failed = [ln.split()[0] for ln in lines if "Success" not in ln]
+    if failed:
+        err_console.print(f"[bold red]error:[/] runs failed: {', '.join(failed)} (dvc queue logs)")
+        raise typer.Exit(1)
+    try:
+        text = compare(read_experiments(names, Path(".")))
+    except CompareError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    typer.echo(text)
+    if out is not None:
+        out.write_text(text + "\n")

@@ -59,3 +59,14 @@ def test_bad_input_is_named() -> None:
         compare([_exp("a", 0, 1.0)], [("m.json", "overall.other", "x")])
     with pytest.raises(CompareError, match="same params and seeds"):
         group_experiments([_exp("a", 0, 1.0), _exp("b", 0, 2.0)])
+
+
+def test_one_section_per_task() -> None:
+    """Runs of several tasks: each task compared within itself, never across tasks."""
+    exps = [_exp(f"s{s}", s, 1.0 + 0.1 * s) for s in range(3)]
+    exps += [_exp(f"c{s}", s, 2.0 + 0.1 * s, task="cartpole-swingup") for s in range(3)]
+    text = compare(exps, HEAD)
+    sections = text.split("### Task: ")[1:]
+    assert [s.splitlines()[0] for s in sections] == ["synthetic-shapes", "cartpole-swingup"]
+    assert "| gain (dB) | 1.10 |" in sections[0] and "| gain (dB) | 2.10 |" in sections[1]
+    assert "minus" not in text  # nothing compared across tasks

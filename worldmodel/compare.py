@@ -149,8 +149,24 @@ def _fmt(v: float, digits: int = 2) -> str:
 
 
 def compare(experiments: list[Experiment], headline: list[tuple[str, str, str]] = HEADLINE) -> str:
-    """The comparison as Markdown (fits 100 columns): one table per group, then one table
-    per group against the first."""
+    """The comparison as Markdown (fits 100 columns): per task (``collect.tasks``), one
+    table per group of seeds, then one table per group against the first.
+
+    Experiments of different tasks are never compared with each other: each task gets
+    its own section (numbers of different tasks are not on one scale).
+    """
+    by_task: dict[Any, list[Experiment]] = {}
+    for e in experiments:
+        by_task.setdefault(e.params.get("collect.tasks"), []).append(e)
+    if len(by_task) == 1:
+        return _compare_one_task(experiments, headline)
+    parts = []
+    for tasks, members in by_task.items():
+        parts += [f"### Task: {tasks}", "", _compare_one_task(members, headline)]
+    return "\n".join(parts)
+
+
+def _compare_one_task(experiments: list[Experiment], headline: list[tuple[str, str, str]]) -> str:
     groups = group_experiments(experiments)
     lines: list[str] = []
     for i, g in enumerate(groups):
