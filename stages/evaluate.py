@@ -46,7 +46,7 @@ def run(
     from worldmodel.results import write_stage_metrics
     from worldmodel.runtime import setup_process
     from worldmodel.utils import atomic_path, write_tsv
-    from worldmodel.viz import rollout_media
+    from worldmodel.viz import rollout_media, sweep_frames_figure
 
     e = params.evaluate
     with tracked_run(track, STAGE, params, ("base", "evaluate")) as tracker:
@@ -78,6 +78,10 @@ def run(
                 e.gifs,
                 e.steps,
             )
+            sweep_frames_figure(
+                tmp / "sampler_sweep_frames.png", report.sweep_frames, e.sweep_horizon,
+                report.media[0][0],
+            )  # fmt: skip
         write_stage_metrics(metrics, STAGE, report.summary)
         if tracker is not None:
             from worldmodel.tracking import runs_of_models

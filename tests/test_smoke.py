@@ -41,7 +41,13 @@ def test_stage_functions_end_to_end(tmp_path: Path) -> None:
     assert "tasks" not in details and "seconds" not in details and timings["seconds"] > 0
     assert not (d / "z.json").exists() and (d / "details" / "z.json").is_file()
     assert out["overall"]["split"] == "test" and out["overall"]["episodes"] == 2
-    for f in ("tok/model.pt", "tok/samples.png", "dyn/model.pt", "eval/psnr_vs_horizon.png"):
+    for f in (
+        "tok/model.pt",
+        "tok/samples.png",
+        "dyn/model.pt",
+        "eval/psnr_vs_horizon.png",
+        "eval/sampler_sweep_frames.png",
+    ):
         assert (d / f).is_file(), f
     assert not (d / "t.pt").exists() and not (d / "d.pt").exists()  # resume files removed
 

@@ -45,12 +45,15 @@ class EvaluationReport:
         rows: per-horizon rows of the pooled scores (``metrics/rollout.tsv``).
         sweep: one row per sampler step count K (``metrics/sampler_sweep.tsv``).
         media: per task, its extended windows and the decoded pixels of each method (GIFs).
+        sweep_frames: the sweep's last frame of a few windows, per row label ("truth",
+            "tokenizer ceiling", "K = 1", ...), ``(n, S, S, 3)`` in [0, 1].
     """
 
     summary: dict[str, Any]
     rows: list[dict[str, float]]
     sweep: list[dict[str, Any]]
     media: list[tuple[str, PixelWindows, dict[str, Any]]]
+    sweep_frames: dict[str, Any]
 
 
 def evaluate_store(
@@ -162,4 +165,5 @@ def evaluate_store(
     )
     ev.on_rollout = None
     summary = {"overall": overall, "tasks": per_task, "sampler_sweep": sweep}
-    return EvaluationReport(summary, rollout_rows(scores, episodes, ev.seed), sweep, media)
+    rows = rollout_rows(scores, episodes, ev.seed)
+    return EvaluationReport(summary, rows, sweep, media, ev.last_sweep_frames)

@@ -214,6 +214,12 @@ class Evaluator:
         # prediction can be (blur the tokenizer adds is not the sampler's fault)
         ceiling_last = self.decode(z[:, self.c + horizon - 1 : self.c + horizon])[:, 0]
         rows, per_window = [], {}
+        # the last frame of a few windows per K, for a picture (truth and ceiling first)
+        shown = slice(0, 6)
+        self.last_sweep_frames = {
+            "truth": frames[shown, self.c + horizon - 1],
+            "tokenizer ceiling": ceiling_last[shown],
+        }
         for k in ks:
             t0 = time.perf_counter()
             zp = self.roll(z, a, horizon, k)
@@ -233,5 +239,6 @@ class Evaluator:
             row[f"sharpness_vs_ceiling_h{horizon}"] = round(
                 sharpness_ratio(pix[:, -1], ceiling_last), 4
             )
+            self.last_sweep_frames[f"K = {k}"] = pix[shown, -1]
             rows.append(row)
         return rows, per_window
