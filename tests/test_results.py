@@ -78,3 +78,11 @@ def test_progress_lines_at_a_steady_interval_with_eta() -> None:
     off.update(5)
     off.close()
     assert quiet == []  # WM_PROGRESS_SECONDS=0: no lines at all
+
+
+def test_readme_explains_every_headline_column() -> None:
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for name, meaning in HEADLINE_MEANING.items():
+        assert f"| `{name}` |" in readme and meaning in readme, name
