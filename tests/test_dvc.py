@@ -83,7 +83,10 @@ def test_full_dag_exactness_remote_and_mlflow(
     _sh([dvc, "repro"], repo, env)
     assert _status(dvc, repo, env) == set()
     for name in ("collect", "tokenizer", "tokenize", "dynamics", "evaluate"):
-        assert (repo / "metrics" / f"{name}.json").is_file()
+        for kind in ("details", "timings"):
+            assert (repo / "metrics" / kind / f"{name}.json").is_file(), (kind, name)
+        # headline files for every stage with a quality number (tokenize has none)
+        assert (repo / "metrics" / f"{name}.json").is_file() == (name != "tokenize")
     assert json.loads((repo / "metrics/collect.json").read_text())["episodes"] == 6
     assert (repo / "data/eval/psnr_vs_horizon.png").is_file()
 
@@ -93,7 +96,8 @@ def test_full_dag_exactness_remote_and_mlflow(
     assert json.loads(_sh([dvc, "status", "--json"], repo, env).stdout) == {}
 
     # an experiment that changes only evaluate's params reruns only evaluate
-    kept = {f: f.read_bytes() for f in [repo / "dvc.lock", *(repo / "metrics").iterdir()]}
+    files = [repo / "dvc.lock", *(f for f in (repo / "metrics").rglob("*") if f.is_file())]
+    kept = {f: f.read_bytes() for f in files}
     res = _sh([dvc, "exp", "run", "-S", "evaluate.steps=1", "-n", "k1"], repo, env).stdout
     assert set(re.findall(r"Running stage '([^']+)'", res)) == {"evaluate"}
     assert "k1" in _sh([dvc, "exp", "show", "--json"], repo, env).stdout

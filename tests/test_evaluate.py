@@ -201,7 +201,9 @@ def test_outputs_per_task_and_overall(pipeline: tuple[Path, dict]) -> None:
     rows_k = [dict(zip(cols, r.split("\t"), strict=True)) for r in sweep[1:]]
     assert [int(r["k"]) for r in rows_k] == [1, 2, 4]
     assert all(float(r["sharpness_h4"]) > 0 for r in rows_k)
-    assert [r["default_k"] for r in rows_k] == ["0", "0", "1"]  # evaluate.steps, marked
+    steps = _pipeline_params().evaluate.steps  # the K of the headline rollouts, marked
+    assert [r["default_k"] for r in rows_k] == [str(int(int(r["k"]) == steps)) for r in rows_k]
+    assert sum(r["default_k"] == "1" for r in rows_k) == 1
     rows = (d / "rollout.tsv").read_text().splitlines()
     header = rows[0].split("\t")
     assert header[0] == "horizon" and len(rows) == 1 + 4  # evaluate.horizon
