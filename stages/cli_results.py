@@ -23,12 +23,24 @@ def compare(
     CI (paired by seed when both ran the same seeds), marked "within noise" when the
     interval holds 0.
     """
-    from worldmodel.compare import CompareError, compare, experiment_revs, read_experiments
+    from worldmodel.compare import CompareError, experiment_revs
 
     try:
         names = experiments or sorted(experiment_revs(repo))
         if not names:
             raise CompareError(f"no DVC experiments in {repo.resolve()}; run `dvc exp run` first")
+    except CompareError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    _print_comparison(names, repo, out)
+
+
+def _print_comparison(names: list[str], repo: Path, out: Path | None) -> None:
+    """`wm compare`'s table of the named experiments, printed (and written to ``out``);
+    exit 2 naming the problem when they cannot be compared."""
+    from worldmodel.compare import CompareError, compare, read_experiments
+
+    try:
         text = compare(read_experiments(names, repo))
     except CompareError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
@@ -144,7 +156,6 @@ def study(
     import subprocess
     import time
 
-    from worldmodel.compare import CompareError, compare, read_experiments
     from worldmodel.config import ParamsError, parse_params
 
     try:
@@ -177,11 +188,4 @@ def study(
     if failed:
         err_console.print(f"[bold red]error:[/] runs failed: {', '.join(failed)} (dvc queue logs)")
         raise typer.Exit(1)
-    try:
-        text = compare(read_experiments(names, Path(".")))
-    except CompareError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    typer.echo(text)
-    if out is not None:
-        out.write_text(text + "\n")
+    _print_comparison(names, Path("."), out)
