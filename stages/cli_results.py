@@ -184,7 +184,7 @@ def study(
         if lines and not any(re.search(r"\b(Queued|Running)\b", ln) for ln in lines):
             break
         time.sleep(10)
-    failed = [ln.split()[0] for ln in lines if "Success" not in ln]
+    failed = [n for n in names for ln in lines if n in ln.split() and "Success" not in ln]
     if failed:
         err_console.print(f"[bold red]error:[/] runs failed: {', '.join(failed)} (dvc queue logs)")
         raise typer.Exit(1)
