@@ -244,6 +244,7 @@ def test_conventions_table_in_readme_is_current() -> None:
 
 
 def test_context_level_above_the_trained_grid_is_refused() -> None:
+    """Signal level: tau = 1 is clean, 0 pure noise; training draws tau on 0 .. 1 - 1/k_max."""
     msg = _err({"dynamics": {"tau_ctx": 1.0}})
     assert "`dynamics.tau_ctx`" in msg and "1 - 1/k_max = 0.984375" in msg
     assert "never-trained" in msg
