@@ -144,12 +144,23 @@ def study(
         None, "--set", "-S", help="Params for every run, key=value (as `dvc exp run -S`)."
     ),
     prefix: str = typer.Option("study", help="Experiment names: PREFIX-TASK-sSEED."),
+    joint: bool = typer.Option(
+        False,
+        "--joint",
+        help=(
+            "Also train one model on all the TASKS per seed (PREFIX-TASK1+TASK2-sSEED, "
+            "same steps) and compare it on each task with the task's own model."
+        ),
+    ),
     out: Path = typer.Option(None, help="Also write the Markdown to this file."),
 ) -> None:
     """Run the whole DAG per task and seed (queued DVC experiments, one at a time), then
     compare them: one table per task (mean, 95% CI and seed sd of the headline metrics).
 
-    Each task is recorded at its own conventions. Each run takes a DAG's time;
+    Each task is recorded at its own conventions. With --joint, each task's table also
+    has the model shared by all the tasks, and its difference to the task's own model,
+    paired by seed on the same test episodes. Each run takes a DAG's time (a run whose
+    stages already ran with the same inputs is restored from DVC's run cache);
     `dvc queue status` and `dvc queue logs NAME` show the runs.
     """
     import re
@@ -163,11 +174,16 @@ def study(
     except ParamsError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    if joint and len(tasks) < 2:
+        err_console.print("[bold red]error:[/] --joint needs two or more tasks")
+        raise typer.Exit(2)
     names = []
-    for task in tasks:
+    runs = [[task] for task in tasks] + ([list(tasks)] if joint else [])
+    for run_tasks in runs:
         for seed in range(seeds):
-            name = f"{prefix}-{task}-s{seed}".replace("_", "-")
-            cmd = ["dvc", "exp", "run", "--queue", "-n", name, "-S", f"collect.tasks=[{task}]"]
+            name = f"{prefix}-{'+'.join(run_tasks)}-s{seed}".replace("_", "-")
+            listed = ",".join(run_tasks)
+            cmd = ["dvc", "exp", "run", "--queue", "-n", name, "-S", f"collect.tasks=[{listed}]"]
             cmd += ["-S", f"base.seed={seed}"]
             for o in overrides or []:
                 cmd += ["-S", o]

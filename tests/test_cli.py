@@ -83,3 +83,11 @@ def test_short_help_and_version() -> None:
     assert res.exit_code == 0 and "compare" in res.output and "collect" in res.output
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output.startswith("worldmodel ")
+
+
+def test_study_refuses_bad_input_before_queueing_anything() -> None:
+    """`wm study` checks its tasks and --joint before any `dvc exp run --queue`."""
+    res = runner.invoke(app, ["study", "cartpole-swingup", "--joint"])
+    assert res.exit_code == 2 and "--joint needs two or more tasks" in res.output
+    res = runner.invoke(app, ["study", "no-such-task"])
+    assert res.exit_code == 2 and "no-such-task" in res.output

@@ -7,6 +7,8 @@ import pytest
 
 from tests.conftest import tiny_params
 from worldmodel.compare import (
+    EVAL,
+    TOK,
     CompareError,
     Experiment,
     compare,
@@ -70,3 +72,45 @@ def test_one_section_per_task() -> None:
     assert [s.splitlines()[0] for s in sections] == ["synthetic-shapes", "cartpole-swingup"]
     assert "| gain (dB) | 1.10 |" in sections[0] and "| gain (dB) | 2.10 |" in sections[1]
     assert "minus" not in text  # nothing compared across tasks
+
+
+def _joint(name: str, seed: int, gains: dict[str, float]) -> Experiment:
+    """A run of one model on several tasks: per-task numbers under evaluate's `tasks`."""
+    params = flatten(tiny_params(tasks=list(gains)))
+    params["base.seed"] = seed
+    evaluate = {"gain": 0.0, "tasks": {t: {"gain": g} for t, g in gains.items()}}
+    return Experiment(name, params, {EVAL: evaluate, TOK: {"val": {"psnr": 30.0}}})
+
+
+def test_a_shared_model_is_compared_with_each_tasks_own_model() -> None:
+    """One model of two tasks appears in each task's section with that task's numbers,
+    against the task's own model, paired by seed; numbers it has only for all its tasks
+    together are left out there, and the section says so."""
+    head = [(EVAL, "gain", "gain (dB)"), (TOK, "val.psnr", "tokenizer val (dB)")]
+
+    def own(name: str, seed: int, task: str, gain: float) -> Experiment:
+        e = _exp(name, seed, gain, task=task)
+        return Experiment(name, e.params, {EVAL: {"gain": gain}, TOK: {"val": {"psnr": 31.0}}})
+
+    tasks = ["synthetic-shapes", "cartpole-swingup"]
+    exps = [own(f"s{s}", s, tasks[0], 1.0 + 0.1 * s) for s in range(3)]
+    exps += [own(f"c{s}", s, tasks[1], 2.0 + 0.1 * s) for s in range(3)]
+    exps += [
+        _joint(f"j{s}", s, {tasks[0]: 0.5 + 0.1 * s, tasks[1]: 2.5 + 0.1 * s}) for s in range(3)
+    ]
+    text = compare(exps, head)
+    sections = dict(s.split("\n", 1) for s in text.split("### Task: ")[1:])
+    assert list(sections) == tasks
+    shapes, cartpole = sections[tasks[0]], sections[tasks[1]]
+    assert "trained on=synthetic-shapes; seeds 0, 1, 2" in shapes
+    assert "trained on=synthetic-shapes,cartpole-swingup; seeds 0, 1, 2" in shapes
+    assert "| gain (dB) | 1.10 |" in shapes and "| gain (dB) | 0.60 |" in shapes
+    assert "| gain (dB) | 2.60 |" in cartpole  # the shared model's cartpole number
+    diff_rows = [ln for ln in text.splitlines() if ln.startswith("| gain (dB) | ") and "[" in ln]
+    assert "| gain (dB) | -0.50 | [-0.50, -0.50] | lower (paired) |" in shapes
+    assert "| gain (dB) | 0.50 | [0.50, 0.50] | higher (paired) |" in cartpole, diff_rows
+    for section in (shapes, cartpole):
+        assert "tokenizer val (dB) |" not in section
+        assert "left out: tokenizer val (dB)" in section
+    # one task's runs alone keep every number
+    assert "| tokenizer val (dB) | 31.00 |" in compare(exps[:3], head)

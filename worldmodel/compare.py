@@ -11,6 +11,13 @@ each headline metric
   interval: paired over the seeds both groups ran (same seed = same data and noise),
   otherwise Welch's interval; a difference whose interval contains 0 is *within noise*.
 
+A run of several tasks (``collect.tasks`` with several entries, one model for all) is
+read per task: :meth:`Experiment.per_task` gives one view per task whose evaluate numbers
+are that task's, labelled ``trained on`` all of its tasks, so the task's section compares
+the shared model with the task's own model, paired by seed on the same test episodes.
+Numbers that a shared model has only for all its tasks together (the tokenizer's val
+PSNR) are left out of that section, and the section says so.
+
 One seed alone gives no interval (``n = 1``): a single run cannot tell a change from
 another seed. :func:`read_experiments` reads experiments from a repository through
 ``dvc exp show --json`` and ``git show``; everything else is pure and tested directly.
@@ -45,6 +52,10 @@ HEADLINE: list[tuple[str, str, str]] = [
 ]
 
 
+# the derived param that tells a task's own model from a model shared by several tasks
+TRAINED_ON = "trained on"
+
+
 class CompareError(ValueError):
     """Experiments that cannot be compared; the message names them."""
 
@@ -60,6 +71,33 @@ class Experiment:
     @property
     def seed(self) -> int:
         return int(self.params["base.seed"])
+
+    @property
+    def tasks(self) -> list[str]:
+        return str(self.params.get("collect.tasks", "")).split(",")
+
+    def per_task(self) -> list[Experiment]:
+        """One view per task: its ``collect.tasks`` that task, its evaluate numbers the
+        task's own, and ``trained on`` naming every task the model was trained on (a run of
+        one task is its own view)."""
+        trained_on = self.params.get("collect.tasks")
+        if len(self.tasks) == 1:
+            return [Experiment(self.name, {**self.params, TRAINED_ON: trained_on}, self.metrics)]
+        views = []
+        for task in self.tasks:
+            per_task = (self.metrics.get(EVAL) or {}).get("tasks", {}).get(task, {})
+            params = {**self.params, "collect.tasks": task, TRAINED_ON: trained_on}
+            metrics = {f: m for f, m in self.metrics.items() if f != TOK}
+            metrics[EVAL] = per_task
+            views.append(Experiment(f"{self.name}[{task}]", params, metrics))
+        return views
+
+    def has(self, file: str, key: str) -> bool:
+        try:
+            self.value(file, key)
+        except CompareError:
+            return False
+        return True
 
     def value(self, file: str, key: str) -> float:
         node: Any = self.metrics.get(file)
@@ -153,13 +191,15 @@ def compare(experiments: list[Experiment], headline: list[tuple[str, str, str]] 
     table per group of seeds, then one table per group against the first.
 
     Experiments of different tasks are never compared with each other: each task gets
-    its own section (numbers of different tasks are not on one scale).
+    its own section (numbers of different tasks are not on one scale). A run of several
+    tasks appears in the section of each of its tasks, with that task's numbers.
     """
+    views = [v for e in experiments for v in e.per_task()]
     by_task: dict[Any, list[Experiment]] = {}
-    for e in experiments:
-        by_task.setdefault(e.params.get("collect.tasks"), []).append(e)
+    for v in views:
+        by_task.setdefault(v.params.get("collect.tasks"), []).append(v)
     if len(by_task) == 1:
-        return _compare_one_task(experiments, headline)
+        return _compare_one_task(views, headline)
     parts = []
     for tasks, members in by_task.items():
         parts += [f"### Task: {tasks}", "", _compare_one_task(members, headline)]
@@ -168,6 +208,10 @@ def compare(experiments: list[Experiment], headline: list[tuple[str, str, str]] 
 
 def _compare_one_task(experiments: list[Experiment], headline: list[tuple[str, str, str]]) -> str:
     groups = group_experiments(experiments)
+    shared = any(e.params.get(TRAINED_ON, "") != e.params.get("collect.tasks") for e in experiments)
+    if shared:  # a shared model lacks per-task numbers of some stages: compare the rest
+        missing = [h for h in headline if not all(e.has(h[0], h[1]) for e in experiments)]
+        headline = [h for h in headline if h not in missing]
     lines: list[str] = []
     for i, g in enumerate(groups):
         seeds = ", ".join(str(m.seed) for m in g.members)
@@ -194,6 +238,9 @@ def _compare_one_task(experiments: list[Experiment], headline: list[tuple[str, s
                 verdict = f"{'higher' if diff > 0 else 'lower'} ({method})"
             lines.append(f"| {label} | {_fmt(diff)} | [{_fmt(lo)}, {_fmt(hi)}] | {verdict} |")
         lines.append("")
+    if shared and missing:
+        left_out = ", ".join(label for _, _, label in missing)
+        lines += [f"Not per task for a model of several tasks, so left out: {left_out}.", ""]
     return "\n".join(lines)
 
 
