@@ -87,6 +87,23 @@ def test_heldout_windows_come_only_from_their_split(pipeline: tuple[Path, dict])
 
 
 @pytest.mark.slow
+def test_training_draws_every_task_equally(pipeline: tuple[Path, dict]) -> None:
+    """Several tasks, one model: the tokenizer's clips and the dynamics model's windows
+    are drawn uniformly over windows, and every task has as many train windows."""
+    from worldmodel.data.latents import LatentStore
+    from worldmodel.data.windows import FrameClips, LatentWindows
+
+    d, _ = pipeline
+    clips = FrameClips(d / "episodes.h5", "train", 1)
+    per_task = np.bincount(clips.store.task_ids[clips.episodes], clips.starts_per_ep)
+    latents = LatentStore(d / "latents.h5")
+    windows = LatentWindows(latents, "train", 8, 2)
+    episode_of = np.searchsorted(latents.starts, windows.starts, side="right") - 1
+    assert len(per_task) == 2 and per_task[0] == per_task[1] > 0
+    assert np.bincount(latents.task_ids[episode_of]).tolist() == [len(windows.starts) // 2] * 2
+
+
+@pytest.mark.slow
 def test_no_test_episode_reaches_training_checks_or_benchmarks(
     pipeline: tuple[Path, dict],
     tmp_path: Path,
