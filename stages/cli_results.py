@@ -193,7 +193,14 @@ def study(
                 raise typer.Exit(2)
             names.append(name)
     typer.echo(f"queued {len(names)} runs: {', '.join(names)}; running them one at a time")
-    subprocess.run(["dvc", "queue", "start", "-j", "1"], capture_output=True, text=True)
+    # the worker outlives `dvc queue start` and would hold a captured pipe open until the
+    # queue is empty (other users' runs included): let it inherit no pipe of ours
+    subprocess.run(
+        ["dvc", "queue", "start", "-j", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
     while True:
         status = subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True)
         lines = [ln for ln in status.stdout.splitlines() if any(n in ln for n in names)]
