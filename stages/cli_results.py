@@ -203,7 +203,7 @@ def study(
     )
     while True:
         status = subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True)
-        lines = [ln for ln in status.stdout.splitlines() if any(n in ln for n in names)]
+        lines = [ln for ln in status.stdout.splitlines() if set(ln.split()) & set(names)]
         if lines and not any(re.search(r"\b(Queued|Running)\b", ln) for ln in lines):
             break
         time.sleep(10)
