@@ -48,16 +48,17 @@ def main() -> None:
     cfg = tt.tokenizer_config(p, train.store.image_size)
     model = Tokenizer(cfg)
     trainer = Trainer(
-        tt.TokenizerObjective(model, None),  # LPIPS term off: speed of the MSE objective
+        tt.objective(model, p, None),  # LPIPS term off: speed of the MSE objective
         tt.TokenizerBatches(train, params, cfg.num_patches),
         p.train,
         None,
         ModelMeta("bench_tokenizer", {}),
         device,
+        loss_weights=tt.loss_weights(p),
     )
     n_params = sum(x.numel() for x in model.parameters()) / 1e6
     print(f"# {' '.join(args.set) or 'params.yaml'}: {n_params:.2f}M params on {device}")
-    table = Table(["step", "train_seconds", "psnr", "ssim", "collapse_score"])
+    table = Table(["step", "train_seconds", "psnr", "psnr_foreground", "ssim", "collapse_score"])
     seconds = 0.0
     while trainer.step < p.train.steps:
         t0 = time.perf_counter()
@@ -66,7 +67,9 @@ def main() -> None:
         m = tt.evaluate_reconstruction(trainer.eval_model(), val, args.eval_clips, device, None)
         trainer.model.train()
         row = {"step": trainer.step, "train_seconds": round(seconds, 1)}
-        row.update({k: round(m[k], 4) for k in ("psnr", "ssim", "collapse_score")})
+        row.update(
+            {k: round(m[k], 4) for k in ("psnr", "psnr_foreground", "ssim", "collapse_score")}
+        )
         table.add(row)
     if args.out is not None:
         table.write(args.out)
