@@ -7,7 +7,8 @@
 Trains the tokenizer exactly as the `train_tokenizer` stage would (same batches, same
 trainer) on ``data/episodes.h5`` (run `dvc repro collect` first), with the ``--set``
 overrides applied to params.yaml, and every ``--eval-every`` steps measures val-episode
-PSNR, SSIM and collapse score at mask 0. Prints one row per evaluation (step, seconds
+PSNR, foreground PSNR (on the pixels unlike the median frame: what is not static
+background, e.g. reacher's arm), SSIM and collapse score at mask 0. Prints one row per evaluation (step, seconds
 of training so far, metrics) and optionally writes them as TSV. Nothing under ``data/``
 is written, and MLflow is not used.
 """
@@ -48,16 +49,17 @@ def main() -> None:
     cfg = tt.tokenizer_config(p, train.store.image_size)
     model = Tokenizer(cfg)
     trainer = Trainer(
-        tt.TokenizerObjective(model, None),  # LPIPS term off: speed of the MSE objective
+        tt.objective(model, p, None),  # LPIPS term off: speed of the MSE objective
         tt.TokenizerBatches(train, params, cfg.num_patches),
         p.train,
         None,
         ModelMeta("bench_tokenizer", {}),
         device,
+        loss_weights=tt.loss_weights(p),
     )
     n_params = sum(x.numel() for x in model.parameters()) / 1e6
     print(f"# {' '.join(args.set) or 'params.yaml'}: {n_params:.2f}M params on {device}")
-    table = Table(["step", "train_seconds", "psnr", "ssim", "collapse_score"])
+    table = Table(["step", "train_seconds", "psnr", "psnr_foreground", "ssim", "collapse_score"])
     seconds = 0.0
     while trainer.step < p.train.steps:
         t0 = time.perf_counter()
@@ -66,7 +68,9 @@ def main() -> None:
         m = tt.evaluate_reconstruction(trainer.eval_model(), val, args.eval_clips, device, None)
         trainer.model.train()
         row = {"step": trainer.step, "train_seconds": round(seconds, 1)}
-        row.update({k: round(m[k], 4) for k in ("psnr", "ssim", "collapse_score")})
+        row.update(
+            {k: round(m[k], 4) for k in ("psnr", "psnr_foreground", "ssim", "collapse_score")}
+        )
         table.add(row)
     if args.out is not None:
         table.write(args.out)

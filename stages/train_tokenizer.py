@@ -52,13 +52,13 @@ def run(
         if tracker is not None:
             tracker.set_tag("lpips", "available" if lpips is not None else "unavailable")
         trainer = Trainer(
-            tt.TokenizerObjective(model, lpips if p.lpips_weight > 0 else None),
+            tt.objective(model, p, lpips),
             tt.TokenizerBatches(train_clips, params, cfg.num_patches),
             p.train,
             resume,
             training_meta(STAGE, params, SECTIONS, ("episodes", episodes), world),
             device,
-            loss_weights={"lpips": p.lpips_weight},
+            loss_weights=tt.loss_weights(p),
         )
 
         result = fit_and_save(

@@ -12,7 +12,14 @@ from tests.conftest import tiny_params
 from worldmodel.codec import encode_episode
 from worldmodel.config import parse_params
 from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig, block_causal_masks
-from worldmodel.training.tokenizer import mask_max_at, random_keep
+from worldmodel.training.tokenizer import (
+    TokenizerBatch,
+    hard_pixel_error,
+    loss_weights,
+    mask_max_at,
+    objective,
+    random_keep,
+)
 
 CFG = TokenizerConfig(
     image_size=16,
@@ -143,3 +150,34 @@ def test_tiny_tokenizer_learns_and_does_not_collapse(synthetic_store: Path, tmp_
         tmp_path / "tok" / "samples.png"
     ).is_file()
     assert not (tmp_path / "resume.pt").exists()  # removed once complete
+
+
+def test_hard_pixel_term_is_the_worst_pixels_mean_and_off_by_default() -> None:
+    err = torch.zeros(2, 1, 4, 4, 3)
+    err[0, 0, 1, 2] = torch.tensor([1.0, 2.0, 3.0])  # one bad pixel in frame 0 (sum 6)
+    err[1, 0, 0, 0, 0] = 2.0  # and in frame 1 (sum 2)
+    assert hard_pixel_error(err, 1 / 16).item() == pytest.approx((6 + 2) / 2)
+    assert hard_pixel_error(err, 2 / 16).item() == pytest.approx((6 / 2 + 2 / 2) / 2)
+    assert hard_pixel_error(err, 1.0).item() == pytest.approx(err.sum(-1).mean().item())
+
+    p = tiny_params().tokenizer
+    model = Tokenizer(
+        TokenizerConfig(
+            image_size=32,
+            patch_size=8,
+            latent_tokens=4,
+            latent_dim=4,
+            dim=32,
+            heads=2,
+            enc_depth=1,
+            dec_depth=1,
+        )
+    )
+    batch = TokenizerBatch(
+        torch.randint(0, 255, (2, 1, 32, 32, 3), dtype=torch.uint8),
+        torch.ones(2, 1, 16, dtype=bool),
+    )
+    assert p.hard_pixel_weight == 0 and set(objective(model, p, None)(batch)[0]) == {"mse"}
+    on = p.model_copy(update={"hard_pixel_weight": 0.5})
+    assert set(objective(model, on, None)(batch)[0]) == {"mse", "hard_pixels"}
+    assert loss_weights(on)["hard_pixels"] == 0.5

@@ -270,6 +270,21 @@ class TokenizerParams(_Section):
         0.2, ge=0, description="Weight of the RMS-normalised LPIPS term (MSE has weight 1)."
     )
     lpips_net: Literal["alex", "vgg"] = Field("alex", description="LPIPS backbone.")
+    hard_pixel_weight: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Weight of an RMS-normalised term on each frame's worst-reconstructed pixels "
+            "(the mean squared error of its `hard_pixel_fraction` largest errors); 0: off. "
+            "Aims the tokenizer at small parts whole-frame MSE neglects (a thin arm)."
+        ),
+    )
+    hard_pixel_fraction: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Fraction of each frame's pixels the hard-pixel term averages.",
+    )
     eval_clips: int = Field(64, gt=0, description="Held-out clips for the final metrics.")
     train: TrainParams = Field(
         default_factory=lambda: TrainParams(steps=2000, batch_size=16, lr=3e-3, warmup_steps=30),

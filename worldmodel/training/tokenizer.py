@@ -7,6 +7,7 @@ not inside the model, which makes resume and multi-process runs exact.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from torch import nn
 
 from worldmodel.config import Params, TokenizerParams
 from worldmodel.data.windows import FrameClips
-from worldmodel.metrics import LPIPS, collapse_score, psnr, ssim
+from worldmodel.metrics import LPIPS, collapse_score, masked_psnr, motion_mask, psnr, ssim
 from worldmodel.models.tokenizer import PRESETS, Tokenizer, TokenizerConfig
 from worldmodel.utils import derive_seed
 
@@ -87,17 +88,32 @@ class TokenizerBatches:
         return TokenizerBatch(torch.from_numpy(frames[sl]), torch.from_numpy(keep[sl]))
 
 
+def hard_pixel_error(err: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Mean over frames of the mean of each frame's ``fraction`` largest per-pixel squared
+    errors (summed over colour); ``err`` is ``(..., H, W, 3)``."""
+    per_pixel = err.sum(-1).flatten(-2).flatten(0, -2)  # (frames, H * W)
+    k = max(1, math.ceil(fraction * per_pixel.shape[-1]))
+    return per_pixel.topk(k, dim=-1).values.mean()
+
+
 class TokenizerObjective(nn.Module):
-    """Wraps a :class:`Tokenizer` with its training loss: MSE and (when available) LPIPS.
+    """Wraps a :class:`Tokenizer` with its training loss: MSE, LPIPS (when available) and
+    the hard-pixel term (when ``hard_pixel_fraction`` is given).
 
     ``forward(batch) -> (terms, logs)``: raw, un-normalised scalar terms for the
     trainer, and logs including ``per_sample`` losses for hard-example tracking.
     """
 
-    def __init__(self, model: Tokenizer, lpips: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        model: Tokenizer,
+        lpips: nn.Module | None = None,
+        hard_pixel_fraction: float | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.lpips = lpips
+        self.hard_pixel_fraction = hard_pixel_fraction
         if lpips is not None:
             lpips.requires_grad_(False)
 
@@ -111,8 +127,25 @@ class TokenizerObjective(nn.Module):
         per_sample = err.flatten(1).mean(1).detach()
         if self.lpips is not None:
             terms["lpips"] = self.lpips(recon, target).mean()
+        if self.hard_pixel_fraction is not None:
+            terms["hard_pixels"] = hard_pixel_error(err, self.hard_pixel_fraction)
         masked_frac = 1 - batch.keep.float().mean()
         return terms, {"per_sample": per_sample, "masked_fraction": masked_frac.detach()}
+
+
+def objective(model: Tokenizer, p: TokenizerParams, lpips: nn.Module | None) -> TokenizerObjective:
+    """The tokenizer's training objective from params: LPIPS only with a weight and its
+    weights at hand, the hard-pixel term only with a weight."""
+    return TokenizerObjective(
+        model,
+        lpips if p.lpips_weight > 0 else None,
+        p.hard_pixel_fraction if p.hard_pixel_weight > 0 else None,
+    )
+
+
+def loss_weights(p: TokenizerParams) -> dict[str, float]:
+    """Multipliers of the RMS-normalised terms (MSE has 1)."""
+    return {"lpips": p.lpips_weight, "hard_pixels": p.hard_pixel_weight}
 
 
 @torch.no_grad()
@@ -136,8 +169,13 @@ def evaluate_reconstruction(
     frames = clips.evenly_spaced(n)  # (N, T, H, W, 3)
     recon = torch.from_numpy(reconstruct(model, frames, device))
     target = torch.from_numpy(frames).float() / 255
+    # foreground: pixels unlike the per-pixel median of these frames (under a fixed camera,
+    # whatever is not static background: the parts that move, however small)
+    flat_t, flat_r = target.flatten(0, 1), recon.flatten(0, 1)
+    foreground = motion_mask(flat_t, flat_t.median(0).values)
     out: dict[str, Any] = {
         "psnr": float(psnr(recon, target).mean()),
+        "psnr_foreground": float(masked_psnr(flat_r, flat_t, foreground).mean()),
         "ssim": float(ssim(recon, target).mean()),
         "lpips": None,
         "collapse_score": collapse_score(recon[:, -1].numpy(), target[:, -1].numpy()),
