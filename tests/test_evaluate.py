@@ -324,7 +324,7 @@ def test_bench_tokenizer_and_action_effect_run(
     monkeypatch.setattr(sys, "argv", ["bench_tokenizer.py", *args])
     load_script("bench_tokenizer").main()
     rows = [ln.split("\t") for ln in capsys.readouterr().out.splitlines() if ln[:1].isdigit()]
-    assert [r[0] for r in rows] == ["2", "4"] and all(len(r) == 5 for r in rows)
+    assert [r[0] for r in rows] == ["2", "4"] and all(len(r) == 6 for r in rows)
 
     args = ["--params", str(d / "params.yaml"), "--task", "cartpole-swingup"]
     monkeypatch.setattr(sys, "argv", ["bench_action_effect.py", *args, "--trials", "1"])
