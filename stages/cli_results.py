@@ -159,9 +159,9 @@ def study(
 
     Each task is recorded at its own conventions. With --joint, each task's table also
     has the model shared by all the tasks, and its difference to the task's own model,
-    paired by seed on the same test episodes. Each run takes a DAG's time (a run whose
-    stages already ran with the same inputs is restored from DVC's run cache);
-    `dvc queue status` and `dvc queue logs NAME` show the runs.
+    paired by seed on the same test episodes. Each run takes a DAG's time (DVC's run
+    cache does not skip them: the stages write uncached outputs); `dvc queue status` and
+    `dvc queue logs NAME` show the runs.
     """
     import re
     import subprocess

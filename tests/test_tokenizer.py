@@ -161,21 +161,10 @@ def test_hard_pixel_term_is_the_worst_pixels_mean_and_off_by_default() -> None:
     assert hard_pixel_error(err, 1.0).item() == pytest.approx(err.sum(-1).mean().item())
 
     p = tiny_params().tokenizer
-    model = Tokenizer(
-        TokenizerConfig(
-            image_size=32,
-            patch_size=8,
-            latent_tokens=4,
-            latent_dim=4,
-            dim=32,
-            heads=2,
-            enc_depth=1,
-            dec_depth=1,
-        )
-    )
+    model = _model()
     batch = TokenizerBatch(
-        torch.randint(0, 255, (2, 1, 32, 32, 3), dtype=torch.uint8),
-        torch.ones(2, 1, 16, dtype=bool),
+        torch.randint(0, 255, (2, 1, 16, 16, 3), dtype=torch.uint8),
+        torch.ones(2, 1, CFG.num_patches, dtype=bool),
     )
     assert p.hard_pixel_weight == 0 and set(objective(model, p, None)(batch)[0]) == {"mse"}
     on = p.model_copy(update={"hard_pixel_weight": 0.5})
