@@ -3,6 +3,8 @@
     python scripts/bench_dynamics.py                                    # params.yaml as is
     python scripts/bench_dynamics.py --set dynamics.train.steps=4000 --eval-every 1000
     python scripts/bench_dynamics.py --episodes /tmp/ar4/episodes.h5 --latents /tmp/ar4/latents.h5
+    python scripts/bench_dynamics.py --save /tmp/m.pt           # keep the trained model
+    python scripts/bench_dynamics.py --model /tmp/m.pt --set dynamics.tau_ctx=0.95   # score only
 
 Trains the dynamics exactly as the `train_dynamics` stage would (same batches, same
 trainer) on ``--latents`` with the ``--set`` overrides applied to params.yaml, and every
@@ -26,7 +28,11 @@ headline numbers, computed by the same code:
 SIGNAL-LEVEL CONVENTION: ``tau = 1`` is clean, ``tau = 0`` pure noise (worldmodel/forcing.py);
 context frames are corrupted to ``dynamics.tau_ctx`` as in the evaluate stage.
 
-Nothing under ``data/`` is written and MLflow is not used. Run `dvc repro tokenize` first
+``--save PATH`` writes the trained model (the weights the evaluation used: the EMA where
+``dynamics.train.ema_decay`` > 0). ``--model PATH`` trains nothing: it scores that model
+once, with the inference settings of params.yaml and ``--set`` (``dynamics.tau_ctx``,
+``evaluate.steps``, ``--no-kv-cache``), so settings that need no retraining are
+compared on the same weights. Nothing under ``data/`` is written and MLflow is not used. Run `dvc repro tokenize` first
 (or pass the files of another collection).
 """
 
@@ -51,6 +57,12 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--windows", type=int, default=64, help="held-out windows per evaluation")
     ap.add_argument("--out", type=Path, default=None, help="TSV of the evaluation rows")
+    ap.add_argument("--save", type=Path, default=None, help="write the trained model here")
+    ap.add_argument("--model", type=Path, default=None, help="score this model; no training")
+    ap.add_argument(
+        "--no-kv-cache", action="store_true",
+        help="rollouts re-run the whole window at every sampler step instead of caching the past",
+    )  # fmt: skip
     ap.add_argument(
         "--sweep", action="store_true",
         help="after training, PSNR and sharpness at the last horizon for K = 1, 4 and k_max",
@@ -59,7 +71,7 @@ def main() -> None:
 
     import torch
 
-    from worldmodel.checkpoints import ModelMeta, load_model
+    from worldmodel.checkpoints import ModelMeta, load_model, save_model
     from worldmodel.data.episodes import EpisodeStore
     from worldmodel.data.latents import LatentStore
     from worldmodel.data.windows import heldout_windows
@@ -75,12 +87,16 @@ def main() -> None:
     params = params_with_overrides(args.params, args.set)
     p, e = params.dynamics, params.evaluate
     device, _, _ = setup_process(params.base.device, params.base.torch_threads, params.base.seed)
-    store = LatentStore(args.latents)
-    model = Dynamics(dt.dynamics_config(p, store.latent_shape, store.actions.shape[1]))
-    trainer = Trainer(
-        dt.DynamicsObjective(model), dt.DynamicsBatches(store, params), p.train,
-        None, ModelMeta("bench_dynamics", {}), device,
-    )  # fmt: skip
+    if args.model is not None:
+        trainer, model = None, load_model(args.model, Dynamics, device)[0]
+    else:
+        store = LatentStore(args.latents)
+        model = Dynamics(dt.dynamics_config(p, store.latent_shape, store.actions.shape[1]))
+        trainer = Trainer(
+            dt.DynamicsObjective(model), dt.DynamicsBatches(store, params), p.train,
+            None, ModelMeta("bench_dynamics", {"base": params.base.model_dump(mode="json"), "dynamics": p.model_dump(mode="json")}), device,
+        )  # fmt: skip
+        model = trainer.eval_model()
     tok, tok_meta = load_model(args.tokenizer, Tokenizer, device)
     episodes = EpisodeStore(args.episodes)
     task = episodes.tasks[0]
@@ -90,7 +106,8 @@ def main() -> None:
     target = frames[:, c:]
     n_params = sum(x.numel() for x in model.parameters()) / 1e6
     print(
-        f"# {' '.join(args.set) or 'params.yaml'}: {n_params:.2f}M params on {device}; "
+        f"# {' '.join(args.set) or 'params.yaml'}{f' ({args.model})' if args.model else ''}: "
+        f"{n_params:.2f}M params on {device}; "
         f"{len(w.frames)} val windows of {len(set(w.episodes.tolist()))} {task} episodes, "
         f"C={c} H={h} K={e.steps}; CIs: paired, episode-clustered bootstrap 95%"
     )
@@ -102,8 +119,9 @@ def main() -> None:
     ])  # fmt: skip
     # the tokenizer and the windows are fixed: encode them and score the baseline once
     ev = Evaluator(
-        tok, trainer.eval_model(), c, p.tau_ctx, p.long_seq_len,
+        tok, model, c, p.tau_ctx, p.long_seq_len,
         tok_meta.params.tokenizer.clip_frames, device, None, params.base.seed, e.batch_size,
+        kv_cache=not args.no_kv_cache,
     )  # fmt: skip
     z = ev.encode(w.frames)
     z_true = z[:, c:]
@@ -112,11 +130,9 @@ def main() -> None:
     shuffled[:, :c] = a[:, :c]
     rep = psnr(frames[:, c - 1 : c].expand_as(target), target).view(-1, h).numpy()
     rep_mse = round(float((z[:, c - 1] - z_true[:, -1]).pow(2).mean()), 4)
-    seconds = 0.0
-    while trainer.step < p.train.steps:
-        t0 = time.perf_counter()
-        trainer.fit(stop_at=min(trainer.step + args.eval_every, p.train.steps))
-        seconds += time.perf_counter() - t0
+
+    def score(step: int, seconds: float) -> dict:
+        """The headline numbers of ``model`` (the trained weights) on the val windows."""
         scores, mse = {"repeat_last": {"psnr": rep}}, {}
         for name, acts in (("model", a), ("shuffled_actions", shuffled)):
             zp = ev.roll(z, acts, h, e.steps)
@@ -130,9 +146,8 @@ def main() -> None:
         headline = action_and_gain(scores, h, w.episodes, params.base.seed)
         bias = per_window(scores, h)["exposure_bias_db"]
         model_psnr = scores["model"]["psnr"].mean(0)
-        trainer.model.train()
-        row = {
-            "step": trainer.step,
+        return {
+            "step": step,
             "train_seconds": round(seconds, 1),
             "gain_db": headline["gain_over_repeat_last_db"],
             "gain_ci_low": headline["gain_over_repeat_last_db_ci95"][0],
@@ -149,7 +164,18 @@ def main() -> None:
             f"mse_shuffled_h{h}": round(mse["shuffled_actions"], 4),
             f"mse_repeat_h{h}": rep_mse,
         }
-        table.add(row)
+
+    if trainer is None:
+        table.add(score(0, 0.0))
+    seconds = 0.0
+    while trainer is not None and trainer.step < p.train.steps:
+        t0 = time.perf_counter()
+        trainer.fit(stop_at=min(trainer.step + args.eval_every, p.train.steps))
+        seconds += time.perf_counter() - t0
+        table.add(score(trainer.step, seconds))
+        trainer.model.train()
+    if args.save is not None and trainer is not None:
+        save_model(args.save, model, trainer.meta)
     if args.sweep:
         ks = sorted({1, e.steps, p.k_max})
         print(f"K\tpsnr_h{h}\tsharpness_h{h}\tseconds")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, load_script, tiny_params
-from worldmodel.collect import collect, make_jobs, split_per_task
+from worldmodel.collect import collect, make_jobs
 from worldmodel.data.episodes import EpisodeStore
 
 ARRAYS = (
@@ -213,12 +213,3 @@ def test_store_records_each_tasks_settings(tmp_path: Path) -> None:
     collect(params, tmp_path / "e.h5")
     with EpisodeStore(tmp_path / "e.h5") as s:
         assert s.action_repeat == [1] and s.camera == [None]  # synthetic: no camera
-
-
-def test_a_tasks_split_does_not_depend_on_the_other_tasks() -> None:
-    """A run of several tasks holds out the same episodes of each task as its own run."""
-    alone = split_per_task(np.zeros(40, int), 0.1, 0.375, seed=7)
-    for together in (np.repeat([0, 1], 40), np.repeat([1, 0], 40), np.repeat([0, 1, 2], 40)):
-        split = split_per_task(together, 0.1, 0.375, seed=7)
-        for t in np.unique(together):
-            assert np.array_equal(split[together == t], alone)

@@ -187,3 +187,12 @@ def test_attrs_are_json(tmp_path: Path) -> None:
         assert json.loads(f.attrs["control_timestep"]) == [0.02, 0.04]
     shutil.copy(path, tmp_path / "copy.h5")
     EpisodeStore(tmp_path / "copy.h5").close()
+
+
+def test_a_tasks_split_does_not_depend_on_the_other_tasks() -> None:
+    """A run of several tasks holds out the same episodes of each task as its own run."""
+    alone = assign_splits(np.zeros(40, int), 0.1, 0.375, seed=7)
+    for together in (np.repeat([0, 1], 40), np.repeat([1, 0], 40), np.repeat([0, 1, 2], 40)):
+        split = assign_splits(together, 0.1, 0.375, seed=7)
+        for t in np.unique(together):
+            assert np.array_equal(split[together == t], alone)

@@ -297,7 +297,8 @@ def test_bench_dynamics_reports_the_targets(
     args = ["--params", str(d / "params.yaml"), "--episodes", str(d / "episodes.h5")]
     args += ["--latents", str(d / "latents.h5"), "--tokenizer", str(d / "tok" / "model.pt")]
     args += ["--set", "dynamics.train.steps=10", "--eval-every", "5", "--windows", "3"]
-    monkeypatch.setattr(sys, "argv", ["bench_dynamics.py", *args, "--sweep"])
+    saved = d / "bench_dynamics.pt"
+    monkeypatch.setattr(sys, "argv", ["bench_dynamics.py", *args, "--sweep", "--save", str(saved)])
     bench.main()
     lines = [ln.split("\t") for ln in capsys.readouterr().out.splitlines()]
     header = next(ln for ln in lines if ln[0] == "step")
@@ -309,6 +310,25 @@ def test_bench_dynamics_reports_the_targets(
         assert np.isfinite(values).all()
     sweep = lines[lines.index(["K", "psnr_h4", "sharpness_h4", "seconds"]) + 1 :]
     assert [ln[0] for ln in sweep] == ["1", "2", "4"]  # 1, evaluate.steps = 2, k_max = 4
+
+    # --model scores the saved weights without training: the trained run's last row again
+    # (but step and seconds); another context level changes the scores of the same weights
+    def score_only(*extra: str) -> dict[str, str]:
+        monkeypatch.setattr(sys, "argv", ["b", *args, "--model", str(saved), *extra])
+        bench.main()
+        out = [ln.split("\t") for ln in capsys.readouterr().out.splitlines()]
+        assert [ln[0] for ln in out if ln[0][:1].isdigit()] == ["0"]
+        return dict(zip(header, next(ln for ln in out if ln[0] == "0"), strict=True))
+
+    again = score_only()
+    skip = ("step", "train_seconds")
+    assert {k: v for k, v in again.items() if k not in skip} == {
+        k: v for k, v in rows[-1].items() if k not in skip
+    }
+    assert (
+        score_only("--set", "dynamics.tau_ctx=0.5")["teacher_forced_psnr"]
+        != again["teacher_forced_psnr"]
+    )
 
 
 @pytest.mark.slow
@@ -332,3 +352,46 @@ def test_bench_tokenizer_and_action_effect_run(
     out = capsys.readouterr().out.splitlines()
     psnrs = [float(ln.split("\t")[1]) for ln in out[out.index("horizon\tpsnr_db") + 1 :]]
     assert len(psnrs) == 16 and np.isfinite(psnrs).all()
+
+
+@pytest.mark.slow
+def test_study_pairs_each_arm_with_the_first_by_seed(
+    pipeline: tuple[Path, dict],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """scripts/study.py runs every arm once per seed and reports its difference from the
+    first arm, paired by seed; --reuse takes finished runs from the work folder."""
+    import sys
+
+    d, _ = pipeline
+    data = f"--params={d / 'params.yaml'};--episodes={d / 'episodes.h5'};tokenizer.train.steps=2"
+    args = ["study.py", "--bench", "tokenizer", "--seeds", "2", "--windows", "4"]
+    args += ["--work", str(tmp_path), "--out", str(tmp_path / "study.tsv")]
+    args += ["--arm", f"base={data}", "--arm", f"frozen={data};tokenizer.train.lr=0.000000001"]
+
+    def study() -> dict[tuple[str, str], list[str]]:
+        monkeypatch.setattr(sys, "argv", args)
+        load_script("study").main()
+        out = [ln.split("\t") for ln in capsys.readouterr().out.splitlines()]
+        return {(r[0], r[1]): r[2:] for r in out if len(r) > 2 and r[0] in ("base", "frozen")}
+
+    table = study()
+    runs = (tmp_path / "study.tsv").read_text().splitlines()
+    assert [r.split("\t")[:2] for r in runs[1:]] == [
+        ["base", "0"], ["base", "1"], ["frozen", "0"], ["frozen", "1"]
+    ]  # fmt: skip
+    base, frozen = table[("base", "psnr")], table[("frozen", "psnr")]
+    assert len(base) == 3 and len(frozen) == 6  # mean, CI; and the paired difference
+    assert float(frozen[3]) == pytest.approx(float(frozen[0]) - float(base[0]), abs=2e-3)
+    assert float(frozen[3]) != 0  # a learning rate of 1e-9 trains nothing: another result
+
+    # --reuse: the finished runs are read back, not run again (an edited value shows)
+    tsv = tmp_path / "frozen_s0.tsv"
+    header, row = (ln.split("\t") for ln in tsv.read_text().splitlines()[-2:])
+    row[header.index("psnr")] = str(float(row[header.index("psnr")]) + 10)
+    tsv.write_text("\t".join(header) + "\n" + "\t".join(row) + "\n")
+    args.append("--reuse")
+    again = study()
+    assert float(again[("frozen", "psnr")][0]) == pytest.approx(float(frozen[0]) + 5, abs=2e-3)

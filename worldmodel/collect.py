@@ -4,8 +4,9 @@ Determinism: episode ``i`` of task ``t`` is recorded with seed
 ``derive_seed(base.seed, t, i)`` for both the task's initial state and the behaviour
 policy, in a freshly reseeded environment, and episodes are written in job order. The
 file's arrays are therefore identical whatever the number of worker processes. Each
-task's train/val/test split is drawn on its own (:func:`split_per_task`), so a task's
-held-out episodes are the same whether it is recorded alone or beside other tasks.
+task's train/val/test split is drawn on its own
+(:func:`~worldmodel.data.splits.assign_splits`), so a task's held-out episodes are the
+same whether it is recorded alone or beside other tasks.
 Workers are ``spawn``ed (GL contexts do not survive ``fork``) and each keeps one
 environment, with one reused camera, per task.
 """
@@ -111,22 +112,6 @@ def describe_tasks(params: Params) -> list[TaskInfo]:
     return infos
 
 
-def split_per_task(
-    task_ids: np.ndarray, val_fraction: float, test_fraction: float, seed: int
-) -> np.ndarray:
-    """Each task's train/val/test split drawn on its own, with the same seed.
-
-    A task's split then depends only on its own episodes, not on which tasks are listed
-    beside it: a run of several tasks holds out the same episodes of each task as the
-    task's own run, so the two are compared on the same test episodes.
-    """
-    split = np.empty(len(task_ids), np.uint8)
-    for task in np.unique(task_ids):
-        mine = task_ids == task
-        split[mine] = assign_splits(task_ids[mine], val_fraction, test_fraction, seed)
-    return split
-
-
 def make_jobs(params: Params) -> list[Job]:
     """Every episode to record, in file order (task-major)."""
     c = params.collect
@@ -205,7 +190,7 @@ def collect(
                 frames_done += ep.length
                 if on_episode is not None:
                     on_episode(i + 1, len(jobs), frames_done)
-            split = split_per_task(
+            split = assign_splits(
                 task_ids, c.val_fraction, c.test_fraction, derive_seed(params.base.seed, "split")
             )
             writer.finish(split)

@@ -33,11 +33,15 @@ def assign_splits(
     """Split whole episodes of each task into train/val/test (codes :data:`SPLITS`).
 
     Sizes per task come from :func:`split_sizes`; which episodes go where is a seeded
-    permutation, so it is reproducible.
+    permutation, so it is reproducible. Each task draws its permutation from its own
+    generator of the same ``seed``: a task's split depends only on its own episodes, not
+    on which tasks are listed beside it, so a run of several tasks holds out the same
+    episodes of each task as that task's own run (and the two compare on the same test
+    episodes).
     """
     split = np.full(len(task_ids), TRAIN, np.uint8)
-    rng = np.random.default_rng(seed)
     for task in np.unique(task_ids):
+        rng = np.random.default_rng(seed)
         idx = rng.permutation(np.flatnonzero(task_ids == task))
         _, n_val, n_test = split_sizes(len(idx), val_fraction, test_fraction)
         split[idx[:n_val]] = VAL

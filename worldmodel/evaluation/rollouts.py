@@ -52,8 +52,12 @@ class Evaluator:
         lpips: LPIPS | None,
         seed: int,
         batch: int = 16,
+        kv_cache: bool = True,
     ) -> None:
         self.tok, self.dyn = tokenizer, dynamics
+        # False: every sampler step re-runs the whole window instead of caching the past
+        # frames' keys and values (the same frames while context + horizon <= window)
+        self.kv_cache = kv_cache
         self.c, self.tau_ctx, self.window, self.clip_frames = context, tau_ctx, window, clip_frames
         self.device, self.lpips, self.seed, self.batch = device, lpips, seed, batch
         self.context_d = 1.0 / dynamics.cfg.k_max  # context frames: the finest step size
@@ -128,6 +132,7 @@ class Evaluator:
                     self.window,
                     g,
                     self.context_d,
+                    kv_cache=self.kv_cache,
                     truth=truth,
                 )  # fmt: skip
             )
