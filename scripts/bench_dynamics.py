@@ -23,7 +23,10 @@ headline numbers, computed by the same code:
   over horizons, and ``teacher_forced_psnr``;
 - latent MSE at the last horizon for the model, shuffled actions and repeat-last;
 - with ``--sweep``, after training: PSNR and sharpness (high-frequency energy over the
-  ground truth's) of the last horizon's frame for K = 1, ``evaluate.steps`` and k_max.
+  ground truth's) of the last horizon's frame for K = 1, ``evaluate.steps`` and k_max;
+- with ``--error-anatomy``: the one-step (teacher-forced) PSNR next to the PSNR of the true
+  latents plus the model's own error at half and a quarter of its size, and plus i.i.d.
+  noise of the same MSE: whether the loss comes from the error's size or its direction.
 
 SIGNAL-LEVEL CONVENTION: ``tau = 1`` is clean, ``tau = 0`` pure noise (worldmodel/forcing.py);
 context frames are corrupted to ``dynamics.tau_ctx`` as in the evaluate stage.
@@ -62,6 +65,11 @@ def main() -> None:
     ap.add_argument(
         "--no-kv-cache", action="store_true",
         help="rollouts re-run the whole window at every sampler step instead of caching the past",
+    )  # fmt: skip
+    ap.add_argument(
+        "--error-anatomy", action="store_true",
+        help="after training, the PSNR of the true latents plus the model's one-step error "
+        "scaled by 0.5 and 0.25, and plus i.i.d. noise of the same MSE",
     )  # fmt: skip
     ap.add_argument(
         "--sweep", action="store_true",
@@ -187,6 +195,24 @@ def main() -> None:
             last = float(psnr(pix[:, -1], target[:, -1]).mean())
             sharp = sharpness_ratio(pix[:, -1], target[:, -1])
             print(f"{k}\t{last:.2f}\t{sharp:.3f}\t{took:.1f}", flush=True)
+    if args.error_anatomy:
+        # one-step predictions from the true past: how much of their PSNR loss is the size
+        # of the latent error, and how much its direction (what the decoder draws)
+        zt = ev.roll(z, a, h, e.steps, teacher_forced=True)
+        err = zt - z_true
+        g = torch.Generator().manual_seed(params.base.seed)
+        iid = torch.randn(err.shape, generator=g).to(err) * err.pow(2).mean().sqrt()
+        print("one-step latents\tlatent_mse\tpsnr")
+        for name, zz in (
+            ("true (tokenizer ceiling)", z_true),
+            ("model", zt),
+            ("true + i.i.d. noise, the model's MSE", z_true + iid),
+            ("true + 0.5 x the model's error", z_true + 0.5 * err),
+            ("true + 0.25 x the model's error", z_true + 0.25 * err),
+        ):
+            pix = ev.decode(torch.cat([z[:, :c], zz], 1))[:, c:]
+            mse_ = float((zz - z_true).pow(2).mean())
+            print(f"{name}\t{mse_:.4f}\t{float(psnr(pix, target).mean()):.2f}", flush=True)
     if args.out is not None:
         table.write(args.out)
 

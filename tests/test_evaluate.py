@@ -298,9 +298,19 @@ def test_bench_dynamics_reports_the_targets(
     args += ["--latents", str(d / "latents.h5"), "--tokenizer", str(d / "tok" / "model.pt")]
     args += ["--set", "dynamics.train.steps=10", "--eval-every", "5", "--windows", "3"]
     saved = d / "bench_dynamics.pt"
-    monkeypatch.setattr(sys, "argv", ["bench_dynamics.py", *args, "--sweep", "--save", str(saved)])
+    flags = ["--sweep", "--error-anatomy", "--save", str(saved)]
+    monkeypatch.setattr(sys, "argv", ["bench_dynamics.py", *args, *flags])
     bench.main()
     lines = [ln.split("\t") for ln in capsys.readouterr().out.splitlines()]
+    at = lines.index(["one-step latents", "latent_mse", "psnr"])
+    anatomy = {r[0]: (float(r[1]), float(r[2])) for r in lines[at + 1 : at + 6]}
+    model_mse = anatomy["model"][0]
+    assert anatomy["true (tokenizer ceiling)"][0] == 0 and model_mse > 0
+    assert anatomy["true + 0.5 x the model's error"][0] == pytest.approx(model_mse / 4, rel=0.05)
+    assert anatomy["true + 0.25 x the model's error"][0] == pytest.approx(model_mse / 16, rel=0.1)
+    iid = anatomy["true + i.i.d. noise, the model's MSE"][0]
+    assert iid == pytest.approx(model_mse, rel=0.2)
+    lines = lines[:at]
     header = next(ln for ln in lines if ln[0] == "step")
     assert "shuffle_cost_h4_db" in header  # named after evaluate.horizon
     rows = [dict(zip(header, ln, strict=True)) for ln in lines if ln[0] in ("5", "10")]
