@@ -35,8 +35,8 @@ context frames are corrupted to ``dynamics.tau_ctx`` as in the evaluate stage.
 ``dynamics.train.ema_decay`` > 0). ``--model PATH`` trains nothing: it scores that model
 once, with the inference settings of params.yaml and ``--set`` (``dynamics.tau_ctx``,
 ``evaluate.steps``, ``--no-kv-cache``), so settings that need no retraining are
-compared on the same weights. Nothing under ``data/`` is written and MLflow is not used. Run `dvc repro tokenize` first
-(or pass the files of another collection).
+compared on the same weights. Nothing under ``data/`` is written and MLflow is not used.
+Run `dvc repro tokenize` first (or pass the files of another collection).
 """
 
 from __future__ import annotations
@@ -100,9 +100,13 @@ def main() -> None:
     else:
         store = LatentStore(args.latents)
         model = Dynamics(dt.dynamics_config(p, store.latent_shape, store.actions.shape[1]))
+        sections = {
+            "base": params.base.model_dump(mode="json"),
+            "dynamics": p.model_dump(mode="json"),
+        }
         trainer = Trainer(
             dt.DynamicsObjective(model), dt.DynamicsBatches(store, params), p.train,
-            None, ModelMeta("bench_dynamics", {"base": params.base.model_dump(mode="json"), "dynamics": p.model_dump(mode="json")}), device,
+            None, ModelMeta("bench_dynamics", sections), device,
         )  # fmt: skip
         model = trainer.eval_model()
     tok, tok_meta = load_model(args.tokenizer, Tokenizer, device)

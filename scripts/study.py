@@ -13,10 +13,10 @@ starting with ``--`` is passed to the bench script as a flag, e.g. ``--no-kv-cac
 trained with ``scripts/bench_dynamics.py`` (``--bench tokenizer``:
 ``scripts/bench_tokenizer.py``) once per seed (``base.seed`` 0 .. N-1: batches, init and
 sampling noise; the episodes, and for the dynamics the tokenizer, the latents and the val
-windows, stay those of the current DAG run), and its final row is kept. Then, per arm, the mean over seeds of each metric
-with a Student-t 95% interval, and the difference from the first arm with a 95% interval
-paired by seed (the same machinery as ``wm compare``): an arm beats the first only where
-that interval excludes 0.
+windows, stay those of the current DAG run), and its final row is kept. Then, per arm,
+the mean over seeds of each metric with a Student-t 95% interval, and the difference from
+the first arm with a 95% interval paired by seed (the same machinery as ``wm compare``):
+an arm beats the first only where that interval excludes 0.
 
 Takes one training (about 3 minutes on a 2-core CPU at the defaults, either model) plus
 its val evaluation per arm and seed. ``--save-models DIR`` keeps each trained model as
