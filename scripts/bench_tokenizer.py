@@ -9,8 +9,8 @@ trainer) on ``data/episodes.h5`` (run `dvc repro collect` first), with the ``--s
 overrides applied to params.yaml, and every ``--eval-every`` steps measures val-episode
 PSNR, foreground PSNR (on the pixels unlike the median frame: what is not static
 background, e.g. reacher's arm), SSIM and collapse score at mask 0. Prints one row per
-evaluation (step, seconds of training so far, metrics) and optionally writes them as TSV. Nothing under ``data/``
-is written, and MLflow is not used.
+evaluation (step, seconds of training so far, metrics) and optionally writes them as
+TSV. Nothing under ``data/`` is written, and MLflow is not used.
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ its val evaluation per arm and seed. ``--save-models DIR`` keeps each trained mo
 that seed's model under each arm, for settings that need no retraining (context level,
 sampler steps): the arms then differ only in inference, paired on the same weights.
 A finished arm and seed is not run again when ``--work`` still holds its TSV and
-``--reuse`` is given (same arm name = same settings: your responsibility). Models are kept
-and scored for the dynamics only. Nothing under
-``data/`` is written.
+``--reuse`` is given (same arm name = same settings: your responsibility; with
+``--save-models``, only when its model file is there too). Models are kept and scored
+for the dynamics only. Nothing under ``data/`` is written.
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ def main() -> None:
     if args.bench != "dynamics" and (args.models or args.save_models):
         ap.error("--models and --save-models are for --bench dynamics")
     work = args.work or Path(f"/tmp/study_{args.bench}")
+    if args.save_models is not None and args.models is None:
+        args.save_models.mkdir(parents=True, exist_ok=True)
 
     sys.path.insert(0, str(HERE.parent))
     import numpy as np
@@ -108,13 +110,15 @@ def main() -> None:
         for seed in range(args.seeds):
             t0 = time.perf_counter()
             extra = [sample_flag, str(args.windows)]
+            reuse = args.reuse
             if args.models is not None:
                 extra += ["--model", args.models.format(seed=seed)]
             elif args.save_models is not None:
-                args.save_models.mkdir(parents=True, exist_ok=True)
-                extra += ["--save", str(args.save_models / f"{name}_s{seed}.pt")]
+                saved = args.save_models / f"{name}_s{seed}.pt"
+                extra += ["--save", str(saved)]
+                reuse = reuse and saved.is_file()  # a finished run without its model reruns
             tsv = work / f"{name}{'_scored' if args.models else ''}_s{seed}.tsv"
-            row = run_arm(script, overrides, seed, tsv, extra, args.reuse)
+            row = run_arm(script, overrides, seed, tsv, extra, reuse)
             results[name][seed] = row
             lines.append(f"{name}\t{seed}\t" + "\t".join(str(row.get(m)) for m in metrics))
             print(f"# {name} seed {seed}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
