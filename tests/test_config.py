@@ -249,3 +249,21 @@ def test_context_level_above_the_trained_grid_is_refused() -> None:
     assert "`dynamics.tau_ctx`" in msg and "1 - 1/k_max = 0.984375" in msg
     assert "never-trained" in msg
     assert parse_params({"dynamics": {"tau_ctx": 63 / 64}}).dynamics.tau_ctx == 63 / 64
+
+
+def test_dynamics_width_and_depth_override_the_size_preset() -> None:
+    from worldmodel.models.dynamics import PRESETS
+    from worldmodel.training.dynamics import dynamics_config
+
+    default = dynamics_config(parse_params({}).dynamics, (16, 16), 1)
+    assert (default.dim, default.depth) == (PRESETS["tiny"]["dim"], PRESETS["tiny"]["depth"])
+    p = parse_params({"dynamics": {"width": 192, "depth": 6}}).dynamics
+    cfg = dynamics_config(p, (16, 16), 1)
+    assert (cfg.dim, cfg.depth, cfg.heads) == (192, 6, PRESETS["tiny"]["heads"])
+    small = dynamics_config(
+        parse_params({"dynamics": {"size": "small", "depth": 2}}).dynamics, (16, 16), 1
+    )
+    assert (small.dim, small.depth) == (PRESETS["small"]["dim"], 2)
+    assert "`dynamics.width`" in _err({"dynamics": {"width": 100}})
+    msg = _err({"dynamics": {"depth": 1, "time_every": 2}})
+    assert "dynamics.depth (1)" in msg and "time-attention" in msg

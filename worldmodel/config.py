@@ -307,6 +307,20 @@ class DynamicsParams(_Section):
     size: Literal["tiny", "small", "base", "large"] = Field(
         "tiny", description="Transformer size preset (worldmodel/models/dynamics.py PRESETS)."
     )
+    width: int | None = Field(
+        None,
+        gt=0,
+        multiple_of=32,
+        description=(
+            "Transformer width, overriding the size preset's (null = the preset's; a multiple "
+            "of 32 so that every preset's heads divide it)."
+        ),
+    )
+    depth: int | None = Field(
+        None,
+        gt=0,
+        description="Transformer layers, overriding the size preset's (null = the preset's).",
+    )
     pack: int = Field(2, gt=0, description="Tokenizer latents packed into one dynamics token.")
     registers: int = Field(2, ge=0, description="Learned register tokens per frame.")
     k_max: int = Field(
@@ -387,6 +401,15 @@ class DynamicsParams(_Section):
                 "would use a never-trained embedding"
             )
         return v
+
+    @model_validator(mode="after")
+    def _a_time_layer(self) -> DynamicsParams:
+        if self.depth is not None and self.depth < self.time_every:
+            raise ValueError(
+                f"dynamics.depth ({self.depth}) must be >= dynamics.time_every "
+                f"({self.time_every}): the model needs at least one time-attention layer"
+            )
+        return self
 
     @field_validator("long_seq_len")
     @classmethod

@@ -50,7 +50,11 @@ def dynamics_config(
         k_max=p.k_max,
         time_every=p.time_every,
         softcap=p.softcap,
-        **PRESETS[p.size],
+        **{
+            **PRESETS[p.size],
+            **({"dim": p.width} if p.width else {}),
+            **({"depth": p.depth} if p.depth else {}),
+        },
     )
 
 
