@@ -5,13 +5,15 @@
     python scripts/bench_dynamics.py --episodes /tmp/ar4/episodes.h5 --latents /tmp/ar4/latents.h5
     python scripts/bench_dynamics.py --save /tmp/m.pt           # keep the trained model
     python scripts/bench_dynamics.py --model /tmp/m.pt --set dynamics.tau_ctx=0.95   # score only
+    python scripts/bench_dynamics.py --model data/dynamics/model.pt --split train   # fit check
 
 Trains the dynamics exactly as the `train_dynamics` stage would (same batches, same
 trainer) on ``--latents`` with the ``--set`` overrides applied to params.yaml, and every
 ``--eval-every`` steps rolls out ``--windows`` windows of the *validation* episodes of
 ``--episodes`` (``evaluate.context`` true frames, then ``evaluate.horizon`` frames with
 ``evaluate.steps`` sampler steps; the test episodes stay for the evaluate stage's
-headline numbers), decodes them with ``--tokenizer`` and prints the evaluate stage's
+headline numbers; ``--split train`` scores training episodes instead, to tell a model
+short of data from one short of fit), decodes them with ``--tokenizer`` and prints the evaluate stage's
 headline numbers, computed by the same code:
 
 - ``gain_db``: mean over horizons of model PSNR minus repeat-last PSNR, with its paired,
@@ -59,6 +61,11 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--windows", type=int, default=64, help="held-out windows per evaluation")
+    ap.add_argument(
+        "--split", choices=("val", "train"), default="val",
+        help="episodes of the scored windows; train: a fit check against val (is the "
+        "model short of data or of fit?), never a held-out number",
+    )  # fmt: skip
     ap.add_argument("--out", type=Path, default=None, help="TSV of the evaluation rows")
     ap.add_argument("--save", type=Path, default=None, help="write the trained model here")
     ap.add_argument("--model", type=Path, default=None, help="score this model; no training")
@@ -82,7 +89,7 @@ def main() -> None:
     from worldmodel.checkpoints import ModelMeta, load_model, save_model
     from worldmodel.data.episodes import EpisodeStore
     from worldmodel.data.latents import LatentStore
-    from worldmodel.data.windows import heldout_windows
+    from worldmodel.data.windows import spread_windows
     from worldmodel.evaluation import Evaluator
     from worldmodel.evaluation.summary import action_and_gain, per_window
     from worldmodel.metrics import psnr, sharpness_ratio
@@ -112,7 +119,7 @@ def main() -> None:
     tok, tok_meta = load_model(args.tokenizer, Tokenizer, device)
     episodes = EpisodeStore(args.episodes)
     task = episodes.tasks[0]
-    w = heldout_windows(episodes, task, e.context + e.horizon, args.windows, split="val")
+    w = spread_windows(episodes, task, e.context + e.horizon, args.windows, split=args.split)
     c, h = e.context, e.horizon
     frames = torch.from_numpy(w.frames).float() / 255
     target = frames[:, c:]
@@ -120,7 +127,7 @@ def main() -> None:
     print(
         f"# {' '.join(args.set) or 'params.yaml'}{f' ({args.model})' if args.model else ''}: "
         f"{n_params:.2f}M params on {device}; "
-        f"{len(w.frames)} val windows of {len(set(w.episodes.tolist()))} {task} episodes, "
+        f"{len(w.frames)} {args.split} windows of {len(set(w.episodes.tolist()))} {task} episodes, "
         f"C={c} H={h} K={e.steps}; CIs: paired, episode-clustered bootstrap 95%"
     )
     table = Table([

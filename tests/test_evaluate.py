@@ -11,7 +11,7 @@ import yaml
 
 from tests.conftest import load_script, tiny_params
 from worldmodel.data.episodes import EpisodeStore
-from worldmodel.data.windows import PixelWindows, heldout_windows
+from worldmodel.data.windows import PixelWindows, heldout_windows, spread_windows
 
 
 def _pipeline_params():
@@ -84,6 +84,9 @@ def test_heldout_windows_come_only_from_their_split(pipeline: tuple[Path, dict])
                     )
         with pytest.raises(ValueError, match="not 'train'"):
             heldout_windows(store, store.tasks[0], 14, 10, split="train")
+        # the fit diagnostic's windows (bench_dynamics --split train): training episodes only
+        w = spread_windows(store, store.tasks[0], 14, 10, split="train")
+        assert set(w.episodes.tolist()) <= set(store.episode_ids("train").tolist())
 
 
 @pytest.mark.slow

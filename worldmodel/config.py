@@ -252,13 +252,13 @@ class TokenizerParams(_Section):
         1, gt=0, description="Frames per training clip; also the causal context used by `tokenize`."
     )
     mask_max: float = Field(
-        0.3,
+        0.1,
         ge=0,
         lt=1,
         description=(
             "MAE: each frame drops a fraction p ~ U(0, mask_max) of patches. The GPU tiers use "
-            "DreamerV4's 0.9; on the CPU budget 0.9 was measured to cost ~3 dB of PSNR "
-            "(scripts/bench_tokenizer.py)."
+            "DreamerV4's 0.9; on the CPU budget 0.9 was measured to cost ~3 dB of PSNR and "
+            "0.3 ~1.5 dB against 0.1 (scripts/bench_tokenizer.py, scripts/study.py)."
         ),
     )
     mask_warmup_steps: int = Field(
@@ -287,7 +287,9 @@ class TokenizerParams(_Section):
     )
     eval_clips: int = Field(64, gt=0, description="Held-out clips for the final metrics.")
     train: TrainParams = Field(
-        default_factory=lambda: TrainParams(steps=2000, batch_size=16, lr=3e-3, warmup_steps=30),
+        default_factory=lambda: TrainParams(
+            steps=2000, batch_size=16, lr=3e-3, warmup_steps=30, ema_decay=0.99
+        ),
         description="Optimisation.",
     )
 

@@ -115,6 +115,14 @@ def heldout_windows(
     """
     if split not in ("val", "test"):
         raise ValueError(f"held-out windows come from val or test episodes, not {split!r}")
+    return spread_windows(store, task, length, n, split=split)
+
+
+def spread_windows(
+    store: EpisodeStore, task: str, length: int, n: int, *, split: str
+) -> PixelWindows:
+    """:func:`heldout_windows` for any split, ``train`` included: for fit diagnostics
+    (how a model scores on what it trained on), never for a held-out number."""
     eps = [int(e) for e in store.episode_ids(split, task) if store.lengths[e] >= length]
     if not eps:
         raise ValueError(
