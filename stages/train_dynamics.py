@@ -58,7 +58,8 @@ def run(
         )  # fmt: skip
         result = fit_and_save(
             STAGE, trainer, tracker,
-            f"{p.size} ({model.cfg.dim} wide, {model.cfg.depth} deep), {p.train.steps} steps of {p.train.batch_size} x {p.seq_len} frames "
+            f"{p.size} ({model.cfg.dim} wide, {model.cfg.depth} deep), "
+            f"{p.train.steps} steps of {p.train.batch_size} x {p.seq_len} frames "
             f"(every {p.long_every}th: {p.long_batch_size} x {p.long_seq_len})",
             TrainingOutputs(out_dir, metrics, curve, resume),
             lambda final: dt.final_check(final, val_windows, p, device, b.seed),

@@ -36,11 +36,15 @@ ROLLOUT_CHECK_HORIZON = 8
 def dynamics_config(
     p: DynamicsParams, latent_shape: tuple[int, int], action_dim: int
 ) -> DynamicsConfig:
-    """Architecture from params (size preset, token layout) and the latent store's shapes."""
+    """Architecture from params (size preset, width/depth overrides, token layout) and the
+    latent store's shapes."""
     if latent_shape[0] % p.pack:
         raise ValueError(
             f"dynamics.pack = {p.pack} does not divide the {latent_shape[0]} latent tokens"
         )
+    shape = dict(PRESETS[p.size])
+    shape["dim"] = p.width or shape["dim"]
+    shape["depth"] = p.depth or shape["depth"]
     return DynamicsConfig(
         latent_tokens=latent_shape[0],
         latent_dim=latent_shape[1],
@@ -50,11 +54,7 @@ def dynamics_config(
         k_max=p.k_max,
         time_every=p.time_every,
         softcap=p.softcap,
-        **{
-            **PRESETS[p.size],
-            **({"dim": p.width} if p.width else {}),
-            **({"depth": p.depth} if p.depth else {}),
-        },
+        **shape,
     )
 
 
