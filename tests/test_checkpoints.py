@@ -60,7 +60,7 @@ def test_other_config_or_kind_refused(kind: str, tmp_path: Path) -> None:
     model, _ = MODELS[kind]()
     path = tmp_path / "m.pt"
     save_model(path, model, _meta())
-    blob = torch.load(path, weights_only=False)
+    blob = torch.load(path, weights_only=True)
     blob["config"]["dim"] = 64  # a different architecture under the same weights
     torch.save(blob, path)
     with pytest.raises(CheckpointMismatch, match="does not fit this model.*shape mismatches"):

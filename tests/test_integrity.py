@@ -64,7 +64,7 @@ def test_corrupt_model_file_is_refused(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     # flip bytes inside the stored weights (the file's middle may be zip padding or
     # metadata, which say nothing about the weights): the largest tensor's own bytes
-    state = torch.load(path, map_location="cpu", weights_only=False)["state"]
+    state = torch.load(path, map_location="cpu", weights_only=True)["state"]
     raw = max(state.values(), key=lambda t: t.numel()).numpy().tobytes()
     at = data.find(raw[:64])
     assert at > 0

@@ -128,7 +128,7 @@ def test_nan_guard_names_step_and_term_and_keeps_checkpoint(tmp_path: Path) -> N
     t = _trainer(tmp_path, nan_at=25)
     with pytest.raises(TrainingDiverged, match=r"step 25: loss term `b` is nan.*step 20"):
         t.fit()
-    state = torch.load(tmp_path / "ck.pt", weights_only=False)
+    state = torch.load(tmp_path / "ck.pt", weights_only=True)
     assert state["step"] == 20
 
 

@@ -12,12 +12,20 @@ Two kinds of file:
 
 Both are written to a temporary name and renamed when complete, and both are refused
 with a message naming the file when they do not fit this code (:class:`CheckpointMismatch`).
+
+**Safety.** Both hold only tensors and plain data (dicts, lists, tuples, strings, numbers,
+booleans, ``None``) and are read with ``torch.load(..., weights_only=True)``
+(:func:`read_torch_file`), so opening a file never runs code from it: a file that needs
+any other Python object to unpickle, such as one carrying a ``__reduce__`` payload, is
+refused as :class:`UnsafeFile` before anything in it is built. No type is on an
+allow-list; RNG states and hard examples are stored as tensors.
 A model class loads through :func:`load_model` when it declares ``KIND`` (a name stored
 in the file) and ``Config`` (its config dataclass).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +34,12 @@ import torch
 from torch import nn
 
 from worldmodel.config import Params, ParamsError, parse_params
-from worldmodel.errors import CheckpointMismatch, MissingInput
+from worldmodel.errors import CheckpointMismatch, MissingInput, UnsafeFile
 from worldmodel.utils import atomic_path
 
 MODEL_FILE = "model.pt"  # name of the weights file inside a training stage's output folder
 MODEL_FILE_VERSION = 1
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: RNG state and hard examples as tensors (weights-only loadable)
 
 
 @dataclass(frozen=True)
@@ -97,15 +105,35 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: s
 
 
 def read_torch_file(path: Path, device: str | torch.device = "cpu") -> Any:
-    """``torch.load`` with a clear error naming the file when it is truncated or corrupt."""
+    """``torch.load`` with ``weights_only=True``: tensors and plain data, never code.
+
+    Raises:
+        UnsafeFile: the file needs other Python objects to load (it could run code).
+        CheckpointMismatch: the file is truncated, corrupt or not a torch file.
+    """
+    import pickle
+
     try:
-        return torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:  # zip, pickle, EOF, decode errors: all mean "unreadable"
-        raise CheckpointMismatch(
-            path,
-            f"not a readable torch file, truncated or corrupt ({type(exc).__name__}: "
-            f"{str(exc).split('. ')[0]})",
-        ) from None
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower():
+            found = re.search(r"GLOBAL (\S+)", str(exc))
+            what = f" ({found.group(1)})" if found else ""
+            raise UnsafeFile(
+                path,
+                f"unsafe: it holds a Python object{what} beyond tensors and plain data, which "
+                "could run code when opened; refused without loading it",
+            ) from None
+        raise CheckpointMismatch(path, _unreadable(exc)) from None
+    except Exception as exc:  # zip, EOF, decode errors: all mean "unreadable"
+        raise CheckpointMismatch(path, _unreadable(exc)) from None
+
+
+def _unreadable(exc: Exception) -> str:
+    return (
+        f"not a readable torch file, truncated or corrupt ({type(exc).__name__}: "
+        f"{str(exc).split('. ')[0]})"
+    )
 
 
 def state_digest(state: dict[str, torch.Tensor]) -> str:

@@ -44,6 +44,11 @@ class CheckpointMismatch(DataError, RuntimeError):
     """A model file or checkpoint that is unreadable or does not belong to this code."""
 
 
+class UnsafeFile(CheckpointMismatch):
+    """A torch file that would need arbitrary Python objects to load (it could run code);
+    refused without unpickling it (see :func:`worldmodel.checkpoints.read_torch_file`)."""
+
+
 class MissingInput(DataError, FileNotFoundError):
     """An input file that does not exist (its stage has not run, or it was deleted)."""
 

@@ -194,6 +194,11 @@ LOADER_NOTE = """Trained {kind} model of worldmodel (stage {stage}).
     from worldmodel.models.{kind} import {cls}
     model, meta = load_model("model.pt", {cls})   # meta.params: the params it was trained with
 
+load_model reads the file with torch.load(..., weights_only=True): tensors and plain data
+only, so opening it never runs code from it, and a file carrying anything else is refused.
+To look inside without this project: torch.load("model.pt", weights_only=True). Never open
+a model file with weights_only switched off: a file from elsewhere could run code as you.
+
 model.pt md5 {md5}: the hash DVC lists for it in dvc.lock / the {out} .dir manifest.
 """
 
@@ -246,8 +251,10 @@ def relocate_artifacts(uri: str) -> int:
 
     MLflow records artifact locations as absolute ``file://`` URIs; a store whose
     recorded folder no longer exists but whose ``mlartifacts/`` sits beside the database
-    gets the old prefix replaced by the new one (experiments and runs). Returns the number
-    of rows updated (0 when nothing moved, or for a server).
+    gets the old prefix replaced by the new one (experiments and runs). The only location
+    ever written is that ``mlartifacts/`` beside the database, and only rows that start
+    with an old location ending in ``/mlartifacts`` are rewritten. Returns the number of
+    rows updated (0 when nothing moved, or for a server).
     """
     if not uri.startswith("sqlite:///"):
         return 0
@@ -273,10 +280,11 @@ def relocate_artifacts(uri: str) -> int:
                 "UPDATE experiments SET artifact_location = ? WHERE artifact_location = ?",
                 (new, loc),
             ).rowcount
+            # an exact prefix match (LIKE would read `_` and `%` in the path as wildcards)
             changed += c.execute(
                 "UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
-                "WHERE artifact_uri LIKE ? || '%'",
-                (new, len(loc) + 1, loc),
+                "WHERE substr(artifact_uri, 1, ?) = ?",
+                (new, len(loc) + 1, len(loc), loc),
             ).rowcount
     return changed
 

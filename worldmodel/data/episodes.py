@@ -191,6 +191,19 @@ def open_h5(path: str | Path, schema: str, version: int) -> h5py.File:
     return f
 
 
+def json_attr(f: h5py.File, path: Path, name: str, default: Any = None) -> Any:
+    """An attribute stored as JSON text, parsed as JSON (never evaluated); ``default``
+    when absent; a :class:`StoreError` naming the file and attribute when it is not JSON."""
+    if name not in f.attrs:
+        if default is None:
+            raise StoreError(path, f"attribute `{name}` is missing")
+        return default
+    try:
+        return json.loads(f.attrs[name])
+    except (TypeError, ValueError):
+        raise StoreError(path, f"attribute `{name}` is not valid JSON") from None
+
+
 def check_fields(f: h5py.File, path: Path, required: dict[str, tuple[Any, int]]) -> None:
     """Check each required dataset exists with its dtype and rank; name the bad field."""
     for name, (dtype, ndim) in required.items():
@@ -245,14 +258,14 @@ class EpisodeStore:
                         self.path, f"`{name}` has {f[name].shape[0]} rows, `frames` has {n}"
                     )
             check_index(f, self.path, n)
-            self.tasks: list[str] = json.loads(f.attrs["tasks"])
-            self.action_dims: list[int] = json.loads(f.attrs["action_dims"])
-            self.control_timestep: list[float] = json.loads(f.attrs["control_timestep"])
+            self.tasks: list[str] = json_attr(f, self.path, "tasks")
+            self.action_dims: list[int] = json_attr(f, self.path, "action_dims")
+            self.control_timestep: list[float] = json_attr(f, self.path, "control_timestep")
             # per task, as recorded (older stores: unknown)
-            none = json.dumps([None] * len(self.tasks))
-            self.action_repeat: list[int | None] = json.loads(f.attrs.get("action_repeat", none))
-            self.camera: list[int | None] = json.loads(f.attrs.get("camera", none))
-            self.params: dict[str, Any] = json.loads(f.attrs.get("params", "{}"))
+            none = [None] * len(self.tasks)
+            self.action_repeat: list[int | None] = json_attr(f, self.path, "action_repeat", none)
+            self.camera: list[int | None] = json_attr(f, self.path, "camera", none)
+            self.params: dict[str, Any] = json_attr(f, self.path, "params", {})
             task_ids = f["episodes/task"][:]
             if task_ids.size and (task_ids.min() < 0 or task_ids.max() >= len(self.tasks)):
                 raise StoreError(self.path, "`episodes/task` refers to a task not in attrs `tasks`")

@@ -20,6 +20,7 @@ from worldmodel.data.episodes import (
     StoreError,
     check_fields,
     check_index,
+    json_attr,
     open_h5,
 )
 from worldmodel.data.splits import split_mask
@@ -113,9 +114,9 @@ class LatentStore:
             self.lengths = f["episodes/length"][:]
             self.task_ids = f["episodes/task"][:]
             self.splits = f["episodes/split"][:]
-            self.tasks: list[str] = json.loads(f.attrs["tasks"])
+            self.tasks: list[str] = json_attr(f, self.path, "tasks")
             self.clip_frames = int(f.attrs["clip_frames"])
-            self.tokenizer_meta: dict[str, Any] = json.loads(f.attrs.get("tokenizer", "{}"))
+            self.tokenizer_meta: dict[str, Any] = json_attr(f, self.path, "tokenizer", {})
 
     @property
     def latent_shape(self) -> tuple[int, int]:

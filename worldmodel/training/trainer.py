@@ -46,6 +46,7 @@ from worldmodel.checkpoints import (
     save_checkpoint,
 )
 from worldmodel.config import TrainParams
+from worldmodel.errors import CheckpointMismatch
 from worldmodel.runtime import dist_info
 
 RMS_DECAY = 0.99  # running-RMS decay of the loss normaliser (DreamerV4 §3)
@@ -125,6 +126,25 @@ class HardExamples:
         return [(loss, step, img) for loss, step, _, img in sorted(self.heap, reverse=True)]
 
 
+def _numpy_rng_state() -> dict[str, Any]:
+    """NumPy's global RNG state as a tensor and plain numbers (weights-only loadable)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    assert name == "MT19937"
+    return {
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
+
+
+def _set_numpy_rng_state(state: dict[str, Any]) -> None:
+    keys = state["keys"].cpu().numpy().astype(np.uint32)
+    np.random.set_state(
+        ("MT19937", keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    )
+
+
 class Trainer:
     """Runs ``cfg.steps`` optimisation steps of ``objective`` with checkpoint/resume.
 
@@ -197,8 +217,10 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "normalizer": self.normalizer.get_extra_state(),
             "curve": self.curve,
-            "hard_examples": self.hard.heap,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
+            "hard_examples": [
+                [loss, step, n, torch.from_numpy(img)] for loss, step, n, img in self.hard.heap
+            ],
+            "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state()},
         }
 
     def save(self) -> None:
@@ -212,6 +234,12 @@ class Trainer:
         if self.ckpt_path is None or not self.ckpt_path.is_file():
             return False
         state = read_torch_file(self.ckpt_path, self.device)
+        if not isinstance(state, dict) or state.get("checkpoint_version") != CHECKPOINT_VERSION:
+            version = state.get("checkpoint_version") if isinstance(state, dict) else None
+            raise CheckpointMismatch(
+                self.ckpt_path,
+                f"resume checkpoint version {version}, this code reads {CHECKPOINT_VERSION}",
+            )
         if state.get("meta", {}).get("fingerprint") != self.meta.fingerprint:
             return False
         load_model_state(self.model, state["model"], str(self.ckpt_path))
@@ -220,9 +248,13 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.normalizer.set_extra_state(state["normalizer"])
         self.curve = state["curve"]
-        self.hard.heap = state["hard_examples"]
+        self.hard.heap = [
+            (float(loss), int(step), int(n), img.cpu().numpy())
+            for loss, step, n, img in state["hard_examples"]
+        ]
+        heapq.heapify(self.hard.heap)
         torch.set_rng_state(state["rng"]["torch"].cpu())
-        np.random.set_state(state["rng"]["numpy"])
+        _set_numpy_rng_state(state["rng"]["numpy"])
         self.step = self.last_checkpoint_step = state["step"]
         return True
 
