@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from worldmodel.collect import collect
 from worldmodel.config import CollectParams, parse_params
 from worldmodel.envs.dmc import configure_headless
+from worldmodel.recording import collect
 
 
 def render_fps(task: str, size: int, frames: int) -> tuple[float, float]:

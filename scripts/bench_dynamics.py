@@ -90,13 +90,13 @@ def main() -> None:
     from worldmodel.data.episodes import EpisodeStore
     from worldmodel.data.latents import LatentStore
     from worldmodel.data.windows import spread_windows
-    from worldmodel.evaluation import Evaluator
+    from worldmodel.evaluation.evaluate_store import Evaluator
     from worldmodel.evaluation.summary import action_and_gain, per_window
     from worldmodel.metrics import psnr, sharpness_ratio
     from worldmodel.models.dynamics import Dynamics
     from worldmodel.models.tokenizer import Tokenizer
     from worldmodel.runtime import setup_process
-    from worldmodel.training import dynamics as dt
+    from worldmodel.training import forcing_objective as dt
     from worldmodel.training.trainer import Trainer
 
     params = params_with_overrides(args.params, args.set)

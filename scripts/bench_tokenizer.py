@@ -38,7 +38,7 @@ def main() -> None:
     from worldmodel.data.windows import FrameClips
     from worldmodel.models.tokenizer import Tokenizer
     from worldmodel.runtime import setup_process
-    from worldmodel.training import tokenizer as tt
+    from worldmodel.training import mae_objective as tt
     from worldmodel.training.trainer import Trainer
 
     params = params_with_overrides(args.params, args.set)

@@ -97,7 +97,7 @@ def main() -> None:
     sys.path.insert(0, str(HERE.parent))
     import numpy as np
 
-    from worldmodel.compare import difference_interval, t_interval
+    from wm.compare import difference_interval, t_interval
 
     arms = []
     for spec in args.arm:

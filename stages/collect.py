@@ -12,9 +12,9 @@ from pathlib import Path
 import typer
 
 from stages.common import PARAMS_OPTION, stage_main, tracked_run
-from worldmodel.collect import CollectResult, collect
 from worldmodel.config import Params
 from worldmodel.progress import console, progress_bar
+from worldmodel.recording import CollectResult, collect
 from worldmodel.results import write_stage_metrics
 from worldmodel.utils import package_versions
 

@@ -1,4 +1,17 @@
-"""What every stage command shares: params loading with clean errors, signals, tracking."""
+"""What every stage command (and ``wm``) shares: params loading with clean errors, exit
+statuses and remedies, signals, tracking.
+
+==========  ================================================  ==========================
+exit        cause                                             error class
+==========  ================================================  ==========================
+2           bad params (a key, a type, a rule across keys)    ``ParamsError`` (config.py)
+3           a missing, corrupt, truncated, unsafe or          ``DataError`` (errors.py)
+            other-version input file (store, model file,
+            checkpoint)
+4           no space left on the device while writing         ``OSError`` (ENOSPC)
+1           anything else: a bug; the traceback is printed    -
+==========  ================================================  ==========================
+"""
 
 from __future__ import annotations
 
@@ -12,6 +25,16 @@ import typer
 
 from worldmodel.config import Params, ParamsError, load_params
 from worldmodel.progress import console
+
+EXIT_PARAMS, EXIT_DATA, EXIT_DISK = 2, 3, 4
+
+# Which DVC stage writes each tracked input, by the name of the file or folder.
+PRODUCERS = {
+    "episodes.h5": "collect",
+    "latents.h5": "tokenize",
+    "tokenizer": "train_tokenizer",
+    "dynamics": "train_dynamics",
+}
 
 PARAMS_OPTION = typer.Option(
     Path("params.yaml"), "--params", "-p", help="Params file to read.", exists=False
@@ -39,7 +62,7 @@ def stage_main(
     """
     import errno
 
-    from worldmodel.errors import EXIT_DATA, EXIT_DISK, EXIT_PARAMS, DataError, remedy
+    from worldmodel.errors import DataError
     from worldmodel.utils import install_sigterm_cleanup
 
     params = load_or_exit(params_file)
@@ -78,3 +101,18 @@ def tracked_run(enabled: bool, stage: str, params: Params, sections: tuple[str, 
     from worldmodel.tracking import stage_run
 
     return stage_run(stage, params, sections)
+
+
+def remedy(path: str | Path) -> str:
+    """What to do about a bad input file, in one line."""
+    p = Path(path)
+    if ".resume" in p.parts:
+        return f"delete {p} to train from the first step"
+    for tracked in (p, p.parent):
+        stage = PRODUCERS.get(tracked.name)
+        if stage is not None:
+            return (
+                f"restore the tracked version with `dvc checkout {tracked}`, or rebuild it "
+                f"with `dvc repro {stage}`"
+            )
+    return "check the file, or point the command at another one"

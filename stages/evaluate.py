@@ -38,7 +38,7 @@ def run(
     """Score rollouts and baselines on held-out windows of every task."""
     from worldmodel.checkpoints import load_model
     from worldmodel.data.episodes import EpisodeStore
-    from worldmodel.evaluation import Evaluator, evaluate_store, result_line
+    from worldmodel.evaluation.evaluate_store import Evaluator, evaluate_store, result_line
     from worldmodel.metrics import load_lpips
     from worldmodel.models.dynamics import Dynamics
     from worldmodel.models.tokenizer import Tokenizer

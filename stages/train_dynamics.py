@@ -37,7 +37,7 @@ def run(
     from worldmodel.models.dynamics import Dynamics
     from worldmodel.progress import console
     from worldmodel.runtime import launch_rank, setup_process
-    from worldmodel.training import dynamics as dt
+    from worldmodel.training import forcing_objective as dt
     from worldmodel.training.stage import TrainingOutputs, fit_and_save, training_meta
     from worldmodel.training.trainer import Trainer
 

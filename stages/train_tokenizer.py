@@ -37,7 +37,7 @@ def run(
     from worldmodel.models.tokenizer import Tokenizer
     from worldmodel.progress import console
     from worldmodel.runtime import launch_rank, setup_process
-    from worldmodel.training import tokenizer as tt
+    from worldmodel.training import mae_objective as tt
     from worldmodel.training.stage import TrainingOutputs, fit_and_save, training_meta
     from worldmodel.training.trainer import Trainer
 

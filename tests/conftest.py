@@ -13,7 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from worldmodel.config import PRESETS_DIR, Params, parse_params, read_yaml
+from wm.presets import PRESETS_DIR
+from worldmodel.config import Params, parse_params, read_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,7 +54,7 @@ def _tracking_store(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture()
 def synthetic_store(tmp_path: Path) -> Path:
     """A small synthetic episode store written by the real collector."""
-    from worldmodel.collect import collect
+    from worldmodel.recording import collect
 
     path = tmp_path / "episodes.h5"
     collect(tiny_params(), path)

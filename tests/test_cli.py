@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from stages.cli import app
 from tests.conftest import REPO, tiny_params
+from wm.app import app
 
 runner = CliRunner()
 

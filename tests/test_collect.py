@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, load_script, tiny_params
-from worldmodel.collect import collect, make_jobs
 from worldmodel.data.episodes import EpisodeStore
+from worldmodel.recording import collect, make_jobs
 
 ARRAYS = (
     "frames",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_params
-from worldmodel.compare import (
+from wm.compare import (
     EVAL,
     TOK,
     CompareError,

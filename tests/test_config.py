@@ -7,16 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from worldmodel.config import (
-    Params,
-    ParamsError,
-    apply_preset,
-    list_presets,
-    load_params,
-    params_markdown,
-    parse_params,
-    resolve_preset,
-)
+from wm.params_doc import params_markdown
+from wm.presets import apply_preset, list_presets, resolve_preset
+from worldmodel.config import Params, ParamsError, load_params, parse_params
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,8 +95,8 @@ def test_every_preset_builds_its_models(tmp_path: Path, name: str) -> None:
 
     from worldmodel.models.dynamics import Dynamics
     from worldmodel.models.tokenizer import Tokenizer
-    from worldmodel.training.dynamics import dynamics_config
-    from worldmodel.training.tokenizer import tokenizer_config
+    from worldmodel.training.forcing_objective import dynamics_config
+    from worldmodel.training.mae_objective import tokenizer_config
 
     target = tmp_path / "params.yaml"
     target.write_text((REPO / "params.yaml").read_text())
@@ -193,7 +186,7 @@ def test_params_markdown_documents_every_field() -> None:
 
 
 def test_readme_params_reference_is_current() -> None:
-    from worldmodel.config import replace_params_section
+    from wm.params_doc import replace_params_section
 
     text = (REPO / "README.md").read_text()
     assert replace_params_section(text) == text, "run `wm params-doc --write README.md`"
@@ -253,7 +246,7 @@ def test_context_level_above_the_trained_grid_is_refused() -> None:
 
 def test_dynamics_width_and_depth_override_the_size_preset() -> None:
     from worldmodel.models.dynamics import PRESETS
-    from worldmodel.training.dynamics import dynamics_config
+    from worldmodel.training.forcing_objective import dynamics_config
 
     default = dynamics_config(parse_params({}).dynamics, (16, 16), 1)
     assert (default.dim, default.depth) == (PRESETS["tiny"]["dim"], PRESETS["tiny"]["depth"])

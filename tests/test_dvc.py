@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from worldmodel.config import apply_preset
+from wm.presets import apply_preset
 
 pytestmark = pytest.mark.slow
 

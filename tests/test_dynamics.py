@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel.forcing import (
-    interpolate,
-    ramp_weight,
-    rollout,
-    sample_frame,
-    sample_tau_d,
-    shortcut_loss,
-    step_sizes,
-)
+from worldmodel.forcing import interpolate, ramp_weight, sample_tau_d, shortcut_loss, step_sizes
 from worldmodel.models.dynamics import Dynamics, DynamicsConfig
+from worldmodel.sampler import rollout, sample_frame
 
 CFG = DynamicsConfig(
     latent_tokens=4,
@@ -191,7 +184,7 @@ def test_rollout_three_times_the_training_window_is_finite() -> None:
 
 
 @pytest.mark.parametrize("softcap", [50.0, 0.0])
-def test_streaming_step_equals_the_full_forward(softcap: float) -> None:
+def test_kv_cached_step_equals_the_full_forward(softcap: float) -> None:
     """KV cache: committing frames 0..T-2 then stepping frame T-1 == forward on all T."""
     from dataclasses import replace
 
@@ -200,13 +193,13 @@ def test_streaming_step_equals_the_full_forward(softcap: float) -> None:
     z, tau, d, a = _inputs(t=6)
     with torch.no_grad():
         full = m(z, tau, d, a)
-        stream = m.start_stream(window=6)
+        cache = m.new_kv_cache(window=6)
         for i in range(5):
-            step = m.stream_step(stream, z[:, i], tau[:, i], d[:, i], a[:, i], commit=True)
+            step = m.kv_cached_step(cache, z[:, i], tau[:, i], d[:, i], a[:, i], commit=True)
             assert torch.allclose(step, full[:, i], atol=1e-5)
-        last = m.stream_step(stream, z[:, 5], tau[:, 5], d[:, 5], a[:, 5], commit=False)
+        last = m.kv_cached_step(cache, z[:, 5], tau[:, 5], d[:, 5], a[:, 5], commit=False)
     assert torch.allclose(last, full[:, 5], atol=1e-5)
-    assert stream.t == 5 and all(len(c) == 5 for c in stream.caches)  # not committed
+    assert cache.t == 5 and all(len(c) == 5 for c in cache.layers)  # not committed
 
 
 def test_cached_rollout_equals_recomputing_rollout_within_the_window() -> None:
@@ -239,18 +232,18 @@ def test_teacher_forcing_sees_the_truth_and_matches_both_paths() -> None:
 
 def test_cached_rollout_keeps_a_bounded_window() -> None:
     m = _model()
-    stream = m.start_stream(window=4)
+    cache = m.new_kv_cache(window=4)
     z, tau, d, a = _inputs(t=1)
     for _ in range(10):
-        m.stream_step(stream, z[:, 0], tau[:, 0], d[:, 0], a[:, 0], commit=True)
-    assert stream.t == 10 and all(len(c) == 3 for c in stream.caches)
+        m.kv_cached_step(cache, z[:, 0], tau[:, 0], d[:, 0], a[:, 0], commit=True)
+    assert cache.t == 10 and all(len(c) == 3 for c in cache.layers)
 
 
 @pytest.mark.slow
 def test_toy_problem_few_steps_match_many_steps() -> None:
     """Trained to convergence on a toy conditional problem, K=4 is within 1 dB of K=K_max
     and quality does not fall as K grows (the velocity is recomputed from the current z)."""
-    from worldmodel.training.dynamics import DynamicsBatch, DynamicsObjective
+    from worldmodel.training.forcing_objective import DynamicsBatch, DynamicsObjective
 
     torch.manual_seed(0)
     cfg = DynamicsConfig(
@@ -313,7 +306,7 @@ def test_inference_regime_windows_put_the_past_at_the_context_level() -> None:
     from types import SimpleNamespace
 
     from tests.conftest import tiny_params
-    from worldmodel.training.dynamics import DynamicsBatches
+    from worldmodel.training.forcing_objective import DynamicsBatches
 
     class Windows:
         length, starts = 6, np.arange(10)

@@ -241,7 +241,7 @@ def test_baselines_are_scored_on_the_same_windows() -> None:
     """repeat-last and the ceiling computed by the evaluator equal direct computations."""
     import torch
 
-    from worldmodel.evaluation import Evaluator
+    from worldmodel.evaluation.evaluate_store import Evaluator
     from worldmodel.metrics import psnr
     from worldmodel.models.dynamics import Dynamics, DynamicsConfig
     from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig

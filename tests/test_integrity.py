@@ -12,8 +12,8 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from stages.cli import app
 from tests.conftest import tiny_params
+from wm.app import app
 from worldmodel.checkpoints import ModelMeta, load_model, save_model
 from worldmodel.data.episodes import EpisodeStore
 from worldmodel.errors import CheckpointMismatch, StoreError

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from worldmodel.report import experiments_table, metrics_table, render_charts, write_report
+from wm.report import experiments_table, metrics_table, render_charts, write_report
 
 SPEC = {
     "$schema": "https://vega.github.io/schema/vega-lite/v5.json",

@@ -22,8 +22,8 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from stages.cli import app
 from tests.conftest import REPO, tiny_params
+from wm.app import app
 from worldmodel.checkpoints import CHECKPOINT_VERSION, ModelMeta, load_model, save_model
 from worldmodel.errors import StoreError, UnsafeFile
 from worldmodel.models.dynamics import Dynamics
@@ -62,8 +62,9 @@ def _poisoned_checkpoint(path: Path, marker: Path) -> None:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project folder with params, episodes, latents and (untrained) model files."""
     from stages import tokenize
-    from worldmodel.collect import collect
-    from worldmodel.training.dynamics import dynamics_config
+    from worldmodel.recording import collect
+    from worldmodel.training.forcing_objective import dynamics_config
+
     monkeypatch.chdir(tmp_path)
     params = tiny_params()
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump()))
@@ -73,14 +74,18 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     torch.manual_seed(0)
     tok = Tokenizer(_tokenizer_config())
     (data / "tokenizer").mkdir()
-    save_model(data / "tokenizer" / "model.pt", tok, ModelMeta("train_tokenizer", params.model_dump()))
+    save_model(
+        data / "tokenizer" / "model.pt", tok, ModelMeta("train_tokenizer", params.model_dump())
+    )
     tokenize.run(params, track=False)
     from worldmodel.data.latents import LatentStore
 
     latents = LatentStore(data / "latents.h5")
     dyn = Dynamics(dynamics_config(params.dynamics, latents.latent_shape, latents.actions.shape[1]))
     (data / "dynamics").mkdir()
-    save_model(data / "dynamics" / "model.pt", dyn, ModelMeta("train_dynamics", params.model_dump()))
+    save_model(
+        data / "dynamics" / "model.pt", dyn, ModelMeta("train_dynamics", params.model_dump())
+    )
     return tmp_path
 
 
@@ -128,7 +133,7 @@ def test_model_files_with_a_payload_are_refused_everywhere(project: Path) -> Non
 
 
 def _tokenizer_config():
-    from worldmodel.training.tokenizer import tokenizer_config
+    from worldmodel.training.mae_objective import tokenizer_config
 
     p = tiny_params()
     return tokenizer_config(p.tokenizer, p.collect.image_size)
@@ -173,7 +178,11 @@ def test_hdf5_attributes_are_json_never_evaluated(synthetic_store: Path, tmp_pat
     assert not marker.exists()
     for path in _sources():
         tree = ast.parse(path.read_text())
-        calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        calls = {
+            n.func.id
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        }
         assert not calls & {"eval", "exec"}, path
 
 

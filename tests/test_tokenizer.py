@@ -11,8 +11,8 @@ import torch
 from tests.conftest import tiny_params
 from worldmodel.codec import encode_episode
 from worldmodel.config import parse_params
-from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig, block_causal_masks
-from worldmodel.training.tokenizer import (
+from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig, block_causal_attention
+from worldmodel.training.mae_objective import (
     TokenizerBatch,
     hard_pixel_error,
     loss_weights,
@@ -40,7 +40,7 @@ def _model(seed: int = 0) -> Tokenizer:
 
 def test_mask_structure() -> None:
     t, p, n_lat = 3, 4, 2
-    enc, dec = block_causal_masks(t, p, n_lat)
+    enc, dec = block_causal_attention(t, p, n_lat)
     per = p + n_lat
     frame = np.arange(t * per) // per
     patch = (np.arange(t * per) % per) < p

@@ -1,31 +1,12 @@
-"""The errors a user can cause and fix, and what to do about each.
+"""The errors a user can cause and fix: typed, each naming the file and the problem.
 
-Stages turn these into one or two lines and an exit status (``stages/common.py``):
-
-==========  ================================================  ==========================
-exit        cause                                             class
-==========  ================================================  ==========================
-2           bad params (a key, a type, a rule across keys)    ``ParamsError`` (config.py)
-3           a missing, corrupt, truncated or other-version    :class:`DataError`
-            input file (store, model file, checkpoint)
-4           no space left on the device while writing         ``OSError`` (ENOSPC)
-1           anything else: a bug; the traceback is printed    -
-==========  ================================================  ==========================
+The library raises them; the command line (``stages/common.py``) turns each into one or
+two lines, a remedy and an exit status.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-EXIT_PARAMS, EXIT_DATA, EXIT_DISK = 2, 3, 4
-
-# Which DVC stage writes each tracked input, by the name of the file or folder.
-PRODUCERS = {
-    "episodes.h5": "collect",
-    "latents.h5": "tokenize",
-    "tokenizer": "train_tokenizer",
-    "dynamics": "train_dynamics",
-}
 
 
 class DataError(Exception):
@@ -51,18 +32,3 @@ class UnsafeFile(CheckpointMismatch):
 
 class MissingInput(DataError, FileNotFoundError):
     """An input file that does not exist (its stage has not run, or it was deleted)."""
-
-
-def remedy(path: str | Path) -> str:
-    """What to do about a bad input file, in one line."""
-    p = Path(path)
-    if ".resume" in p.parts:
-        return f"delete {p} to train from the first step"
-    for tracked in (p, p.parent):
-        stage = PRODUCERS.get(tracked.name)
-        if stage is not None:
-            return (
-                f"restore the tracked version with `dvc checkout {tracked}`, or rebuild it "
-                f"with `dvc repro {stage}`"
-            )
-    return "check the file, or point the command at another one"

@@ -1,4 +1,5 @@
-"""Flow matching, diffusion forcing and shortcut forcing, apart from the network.
+"""The training objective of the dynamics: flow matching, diffusion forcing and shortcut
+forcing, apart from the network (the sampler that generates with it: ``sampler.py``).
 
 SIGNAL-LEVEL CONVENTION (fixed, DreamerV4 paper; see docs/forcing.md):
 ``tau`` is the *signal level*: ``tau = 1`` is clean data, ``tau = 0`` pure noise, and
@@ -16,8 +17,8 @@ with ``n`` uniform over ``{1, 2, 4, ..., K_max}``, then ``tau`` uniform over the
 are two half steps of size ``d/2`` of the same network.
 
 Diffusion forcing: every frame of a window has its own ``(tau, d)``; attention over time
-is causal. At inference past frames are corrupted to ``tau_ctx`` (default 0.9, i.e. 10%
-noise) and labelled with it, as training showed the model.
+is causal, so at inference past frames can be corrupted to ``tau_ctx`` (default 0.9, i.e.
+10% noise) and labelled with it, as training showed the model (``sampler.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -154,160 +154,3 @@ def shortcut_loss(
         per_sample=per_sample,
         prediction=z1_hat.detach(),
     )
-
-
-def corrupt(z1: torch.Tensor, tau: float, noise: torch.Tensor) -> torch.Tensor:
-    """Context corruption: ``z1`` brought down to signal level ``tau`` (1 = clean) with ``noise``."""
-    return (1 - tau) * noise + tau * z1
-
-
-@torch.no_grad()
-def sample_frame(
-    f: Denoiser,
-    context: torch.Tensor,
-    context_tau: float,
-    actions: torch.Tensor,
-    steps: int,
-    noise: torch.Tensor,
-    context_d: float | None = None,
-) -> torch.Tensor:
-    """Generate the next frame's clean latent with ``steps`` shortcut steps (``d = 1/steps``).
-
-    Args:
-        context: ``(B, t, S, C)`` past latents, already corrupted to ``context_tau``.
-        actions: ``(B, t + 1, A)``; the last one leads into the new frame.
-        noise: ``(B, S, C)`` the starting ``z ~ N(0, I)`` at ``tau = 0``.
-        context_d: the step size context frames are labelled with; pass ``1 / k_max``:
-            training shows off-grid signal levels such as 0.9 only with the finest ``d``.
-
-    Each step recomputes the velocity from the *current* ``z``:
-    ``b = (z1_hat - z) / (1 - tau)``, ``z <- z + b d``, ``tau <- tau + d``.
-    """
-    b, t = context.shape[:2]
-    d = 1.0 / steps
-    taus = torch.full((b, t + 1), context_tau, device=context.device)
-    ds = torch.full((b, t + 1), d if context_d is None else context_d, device=context.device)
-    ds[:, -1] = d
-
-    def predict(z: torch.Tensor, tau: float) -> torch.Tensor:
-        taus[:, -1] = tau
-        return f(torch.cat([context, z[:, None]], dim=1), taus, ds, actions)[:, -1]
-
-    return shortcut_steps(predict, noise, steps)
-
-
-def shortcut_steps(
-    predict: Callable[[torch.Tensor, float], torch.Tensor], noise: torch.Tensor, steps: int
-) -> torch.Tensor:
-    """The K-step sampler from ``noise`` at ``tau = 0`` to clean (``tau = 1``), ``d = 1/K``.
-
-    ``predict(z, tau) -> z1_hat``. Each step recomputes the velocity from the *current*
-    ``z``: ``b = (z1_hat - z) / (1 - tau)``, ``z <- z + b d``, ``tau <- tau + d``.
-    """
-    d = 1.0 / steps
-    z, tau = noise, 0.0
-    for _ in range(steps):
-        z = z + (predict(z, tau) - z) / (1 - tau) * d
-        tau += d
-    return z
-
-
-@torch.no_grad()
-def rollout(
-    f: Denoiser,
-    context: torch.Tensor,
-    actions: torch.Tensor,
-    horizon: int,
-    steps: int,
-    tau_ctx: float = 0.9,
-    window: int = 16,
-    generator: torch.Generator | None = None,
-    context_d: float | None = None,
-    kv_cache: bool = True,
-    truth: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Autoregressive rollout from clean context latents with given actions.
-
-    Args:
-        context: ``(B, C, S, Ch)`` clean latents of the context frames.
-        actions: ``(B, C + horizon, A)``; ``actions[:, t]`` leads into frame ``t``.
-        steps: sampler steps per frame (``K``; ``d = 1/K``).
-        tau_ctx: signal level past frames are corrupted to (1 = clean, 0.9 = 10% noise).
-        window: frames the model sees at once (the new one included); older frames drop
-            out, so each generated frame costs the same however long the rollout.
-        generator: CPU generator for the context and sampling noise (reproducible).
-        context_d: step-size label of context frames (see :func:`sample_frame`).
-        kv_cache: when ``f`` can stream (``start_stream``/``stream_step``, as
-            :class:`~worldmodel.models.dynamics.Dynamics`), cache the past frames' keys and
-            values so each sampler step runs only the new frame. Otherwise every step
-            reruns the window. Both give the same frames while ``C + horizon <= window``;
-            past it, a cached frame keeps the state it was committed with, where the
-            recomputing path re-encodes it from the frames still in the window.
-        truth: ``(B, horizon, S, Ch)`` clean latents of the frames to predict, for teacher
-            forcing: each frame is still predicted from the past, but the past then gets
-            the true frame (corrupted to ``tau_ctx``) instead of the prediction, so every
-            output is a one-step prediction from the true past. The gap between this and
-            the free rollout is exposure bias.
-
-    Returns:
-        ``(B, horizon, S, Ch)`` generated clean latents.
-    """
-    b, c = context.shape[:2]
-
-    def noise_like(x: torch.Tensor) -> torch.Tensor:
-        return torch.randn(x.shape, generator=generator).to(x)
-
-    past = [corrupt(context[:, i], tau_ctx, noise_like(context[:, i])) for i in range(c)]
-    if kv_cache and hasattr(f, "stream_step"):
-        return _rollout_streaming(
-            f, past, actions, horizon, steps, tau_ctx, window, noise_like, context_d, truth
-        )
-    out = []
-    for h in range(horizon):
-        t = c + h
-        ctx = torch.stack(past[-(window - 1) :], dim=1) if window > 1 else context[:, :0]
-        acts = actions[:, t - ctx.shape[1] : t + 1]
-        z = sample_frame(f, ctx, tau_ctx, acts, steps, noise_like(context[:, 0]), context_d)
-        out.append(z)
-        seen = z if truth is None else truth[:, h]
-        past.append(corrupt(seen, tau_ctx, noise_like(seen)))
-    return torch.stack(out, dim=1)
-
-
-def _rollout_streaming(
-    f: Any,
-    past: list[torch.Tensor],
-    actions: torch.Tensor,
-    horizon: int,
-    steps: int,
-    tau_ctx: float,
-    window: int,
-    noise_like: Callable[[torch.Tensor], torch.Tensor],
-    context_d: float | None,
-    truth: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """:func:`rollout` with a KV cache: the same sampler, one frame's tokens per step."""
-    c = len(past)
-    b = past[0].shape[0]
-    d = 1.0 / steps
-    label_d = d if context_d is None else context_d
-
-    def full(x: float) -> torch.Tensor:
-        return torch.full((b,), x, device=past[0].device)
-
-    stream = f.start_stream(window)
-    for i in range(max(0, c - (window - 1)), c):  # the context frames the window holds
-        f.stream_step(stream, past[i], full(tau_ctx), full(label_d), actions[:, i], commit=True)
-    out = []
-    for h in range(horizon):
-        t = c + h
-
-        def predict(z: torch.Tensor, tau: float, t: int = t) -> torch.Tensor:
-            return f.stream_step(stream, z, full(tau), full(d), actions[:, t], commit=False)
-
-        z = shortcut_steps(predict, noise_like(past[0]), steps)
-        out.append(z)
-        seen = z if truth is None else truth[:, h]
-        zc = corrupt(seen, tau_ctx, noise_like(seen))
-        f.stream_step(stream, zc, full(tau_ctx), full(label_d), actions[:, t], commit=True)
-    return torch.stack(out, dim=1)

@@ -14,6 +14,7 @@ randomly initialised backbone is never used and reported as LPIPS.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from functools import cache
 from pathlib import Path
@@ -48,7 +49,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, channels_last: bool = True) -
 MOTION_THRESHOLD = 0.1  # a pixel "moves" when a channel changes by more than this (of 1.0)
 
 
-def motion_mask(target: torch.Tensor, last_context: torch.Tensor) -> torch.Tensor:
+def moving_pixels(target: torch.Tensor, last_context: torch.Tensor) -> torch.Tensor:
     """Pixels that move: where a true frame differs from the last context frame.
 
     ``target`` ``(..., H, W, 3)`` and ``last_context`` broadcastable to it, in [0, 1].
@@ -57,14 +58,14 @@ def motion_mask(target: torch.Tensor, last_context: torch.Tensor) -> torch.Tenso
     return (target - last_context).abs().amax(-1) > MOTION_THRESHOLD
 
 
-def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB per image on the pixels of ``mask`` only (peak 1.0); images
-    ``(B, H, W, 3)`` in [0, 1], mask ``(B, H, W)``. An image whose mask is empty (nothing
-    moved) gets its whole-frame PSNR."""
+def region_psnr(pred: torch.Tensor, target: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per image on the selected ``pixels`` only (peak 1.0); images
+    ``(B, H, W, 3)`` in [0, 1], ``pixels`` a bool ``(B, H, W)``. An image with no pixel
+    selected (nothing moved) gets its whole-frame PSNR."""
     se = (pred.clamp(0, 1) - target).pow(2).mean(-1)  # (B, H, W)
-    count = mask.flatten(1).sum(1)
-    masked = (se * mask).flatten(1).sum(1) / count.clamp_min(1)
-    mse = torch.where(count > 0, masked, se.flatten(1).mean(1))
+    count = pixels.flatten(1).sum(1)
+    region = (se * pixels).flatten(1).sum(1) / count.clamp_min(1)
+    mse = torch.where(count > 0, region, se.flatten(1).mean(1))
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
@@ -173,3 +174,8 @@ class LPIPS(torch.nn.Module):
 def load_lpips(net: str = "alex") -> LPIPS | None:
     """An :class:`LPIPS` with real pretrained weights, or None (warned) when unavailable."""
     return LPIPS(net) if lpips_available(net) else None
+
+
+def latent_gain_db(model_mse: float, repeat_last_mse: float) -> float:
+    """``10 log10(repeat_last_mse / model_mse)``: above 0 when the model beats repeat-last."""
+    return round(10 * math.log10(max(repeat_last_mse, 1e-12) / max(model_mse, 1e-12)), 3)

@@ -20,7 +20,6 @@ files; ``lpips_available`` says why they are absent.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +127,3 @@ def write_stage_metrics(path: Path, stage: str, result: dict[str, Any]) -> None:
     for p, content in files:
         p.parent.mkdir(parents=True, exist_ok=True)
         write_json(p, content)
-
-
-def latent_gain_db(model_mse: float, repeat_last_mse: float) -> float:
-    """``10 log10(repeat_last_mse / model_mse)``: above 0 when the model beats repeat-last."""
-    return round(10 * math.log10(max(repeat_last_mse, 1e-12) / max(model_mse, 1e-12)), 3)

@@ -20,7 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from worldmodel.data.splits import SPLITS, split_mask
+from worldmodel.data.splits import SPLITS, in_split
 from worldmodel.errors import StoreError
 
 __all__ = ["Episode", "EpisodeStore", "EpisodeWriter", "StoreError", "TaskInfo"]
@@ -308,10 +308,10 @@ class EpisodeStore:
     def episode_ids(self, split: str | None = None, task: str | None = None) -> np.ndarray:
         """Episode indices in ``split`` (``train``, ``val``, ``test``; None = all), optionally
         of one task."""
-        mask = split_mask(self.splits, split)
+        chosen = in_split(self.splits, split)
         if task is not None:
-            mask &= self.task_ids == self.tasks.index(task)
-        return np.flatnonzero(mask)
+            chosen &= self.task_ids == self.tasks.index(task)
+        return np.flatnonzero(chosen)
 
     def read(self, episode: int, start: int = 0, stop: int | None = None) -> Episode:
         """Frames ``[start, stop)`` of ``episode`` with their actions, rewards and discounts."""

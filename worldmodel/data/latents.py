@@ -23,7 +23,7 @@ from worldmodel.data.episodes import (
     json_attr,
     open_h5,
 )
-from worldmodel.data.splits import split_mask
+from worldmodel.data.splits import in_split
 
 SCHEMA = "worldmodel.latents"
 SCHEMA_VERSION = 2  # 2: the test split; `clip_frames` attribute (was `context_frames`)
@@ -124,4 +124,4 @@ class LatentStore:
 
     def episode_ids(self, split: str | None = None) -> np.ndarray:
         """Episode indices of ``split`` (``train``, ``val``, ``test``; None = all)."""
-        return np.flatnonzero(split_mask(self.splits, split))
+        return np.flatnonzero(in_split(self.splits, split))

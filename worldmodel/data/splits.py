@@ -49,8 +49,8 @@ def assign_splits(
     return split
 
 
-def split_mask(splits: np.ndarray, split: str | None) -> np.ndarray:
-    """Boolean mask of the episodes in ``split`` (``train``, ``val``, ``test``; None = all)."""
+def in_split(splits: np.ndarray, split: str | None) -> np.ndarray:
+    """Which episodes (bool per episode) are in ``split`` (``train``, ``val``, ``test``; None = all)."""
     if split is None:
         return np.ones(len(splits), bool)
     if split not in SPLITS:

@@ -1,7 +1,7 @@
 """Autoregressive rollouts on held-out episodes, in pixels, beside baselines.
 
 SIGNAL-LEVEL CONVENTION: ``tau = 1`` clean, ``tau = 0`` pure noise; context frames are
-corrupted to ``tau_ctx`` (see worldmodel/forcing.py).
+corrupted to ``tau_ctx`` (see worldmodel/sampler.py).
 
 Windows come from held-out episodes only (the split is by whole episode, made at
 collection; see worldmodel/data/windows.py). Every method is scored on the same windows, per horizon step ``h``
@@ -29,10 +29,10 @@ from worldmodel.checkpoints import ModelMeta
 from worldmodel.codec import decode_latents, encode_episode
 from worldmodel.config import EvaluateParams
 from worldmodel.data.windows import PixelWindows
-from worldmodel.forcing import rollout
-from worldmodel.metrics import LPIPS, masked_psnr, motion_mask, psnr, sharpness_ratio, ssim
+from worldmodel.metrics import LPIPS, moving_pixels, psnr, region_psnr, sharpness_ratio, ssim
 from worldmodel.models.dynamics import Dynamics
 from worldmodel.models.tokenizer import Tokenizer
+from worldmodel.sampler import rollout
 
 METHODS = ("model", "repeat_last", "tokenizer_ceiling", "teacher_forced", "shuffled_actions")
 
@@ -114,7 +114,7 @@ class Evaluator:
         """Rollout latents ``(N, horizon, L, C)`` from the first ``C`` latents of ``z``.
 
         ``teacher_forced``: one-step predictions, the past holding the true latents of
-        ``z`` instead of the model's own (see :func:`worldmodel.forcing.rollout`).
+        ``z`` instead of the model's own (see :func:`worldmodel.sampler.rollout`).
         """
         g = torch.Generator().manual_seed(self.seed + int(teacher_forced))
         out = []
@@ -146,12 +146,12 @@ class Evaluator:
         """Per-window, per-step metrics ``(N, H)`` of pixel predictions vs targets.
 
         ``moving`` ``(N, H, S, S)``: the pixels that move (see
-        :func:`worldmodel.metrics.motion_mask`), where ``psnr_moving`` is measured.
+        :func:`worldmodel.metrics.moving_pixels`), where ``psnr_moving`` is measured.
         """
         n, h = pred.shape[:2]
         out = {
             "psnr": psnr(pred, target).view(n, h).numpy(),
-            "psnr_moving": masked_psnr(
+            "psnr_moving": region_psnr(
                 pred.flatten(0, 1), target.flatten(0, 1), moving.flatten(0, 1)
             )
             .view(n, h)
@@ -170,7 +170,7 @@ class Evaluator:
         """Scores ``{method: {metric: (N, horizon)}}`` on the windows ``w``."""
         frames = torch.from_numpy(w.frames).float() / 255
         target = frames[:, self.c : self.c + horizon]
-        moving = motion_mask(target, frames[:, self.c - 1 : self.c])
+        moving = moving_pixels(target, frames[:, self.c - 1 : self.c])
         self.last_moving_fraction = moving.float().flatten(2).mean(-1).numpy()  # (N, H)
         z = self.encode(w.frames)
         a = torch.from_numpy(w.actions).to(self.device)

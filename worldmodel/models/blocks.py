@@ -2,8 +2,8 @@
 
 Pre-norm blocks with RMSNorm, rotary position embeddings (RoPE) on queries and keys,
 QK-norm, optional attention-logit soft-capping, grouped-query attention (GQA) and a
-SwiGLU feed-forward. Attention takes an optional boolean mask ``(..., Lq, Lk)`` where
-True means "may attend", or a :class:`KVCache` for streaming: the queries then attend to
+SwiGLU feed-forward. Attention takes an optional boolean ``allowed`` pattern
+``(..., Lq, Lk)`` (True: the query may attend to the key), or a :class:`KVCache` of past positions: the queries then attend to
 the cached keys/values (already normalised and rotated) and to themselves, and the
 cache keeps the newest ``max_len`` positions when asked to commit them.
 """
@@ -102,7 +102,7 @@ class Attention(nn.Module):
         self,
         x: torch.Tensor,
         angles: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
+        allowed: torch.Tensor | None = None,
         cache: KVCache | None = None,
     ) -> torch.Tensor:
         b, n, _ = x.shape  # (B, L, D)
@@ -112,23 +112,23 @@ class Attention(nn.Module):
         if angles is not None:
             q, k = apply_rope(q, angles), apply_rope(k, angles)
         if cache is not None:
-            if mask is not None:
-                raise ValueError("a KVCache attends to every cached position; pass no mask")
+            if allowed is not None:
+                raise ValueError("a KVCache attends to every cached position; pass no pattern")
             past = len(cache)
             k, v = cache.extended(k, v)
             if n > 1:  # several new positions: causal among themselves, all past visible
-                mask = torch.ones(n, past + n, dtype=torch.bool, device=x.device).tril(past)
+                allowed = torch.ones(n, past + n, dtype=torch.bool, device=x.device).tril(past)
         if self.kv_heads != self.heads:
             rep = self.heads // self.kv_heads
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         if self.softcap > 0:
             logits = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)
             logits = self.softcap * torch.tanh(logits / self.softcap)
-            if mask is not None:
-                logits = logits.masked_fill(~mask, float("-inf"))
+            if allowed is not None:
+                logits = logits.masked_fill(~allowed, float("-inf"))
             y = logits.softmax(-1) @ v
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         return self.out(y.transpose(1, 2).reshape(b, n, -1))
 
 
@@ -162,8 +162,8 @@ class Block(nn.Module):
         self,
         x: torch.Tensor,
         angles: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
+        allowed: torch.Tensor | None = None,
         cache: KVCache | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), angles, mask, cache)
+        x = x + self.attn(self.norm1(x), angles, allowed, cache)
         return x + self.ff(self.norm2(x))

@@ -1,8 +1,8 @@
 """Action-conditioned dynamics transformer (DreamerV4 §3.2), x-prediction.
 
-SIGNAL-LEVEL CONVENTION: ``tau = 1`` is clean, ``tau = 0`` pure noise (see
-``worldmodel/forcing.py`` and docs/forcing.md). The network maps noisy latents with
-their per-frame ``(tau, d)`` and actions to the clean latents: ``z1_hat = f(z_tau, tau, d, a)``.
+SIGNAL-LEVEL CONVENTION (docs/forcing.md): ``tau = 1`` is clean, ``tau = 0`` pure noise,
+``z_tau = (1 - tau) z0 + tau z1``. The network maps noisy latents with their per-frame
+``(tau, d)`` and actions to the clean latents: ``z1_hat = f(z_tau, tau, d, a)``.
 
 Tokens of frame ``t`` (``N = S + R + 1 + 1`` of them):
   ``S`` packed latent tokens (``pack`` tokenizer latents concatenated per token),
@@ -16,10 +16,11 @@ attention (each token slot across frames ``<= t``) every ``time_every`` layers. 
 pre-norm, RoPE (token index in space, frame index in time), QK-norm, logit
 soft-capping, SwiGLU, grouped-query attention. Time positions are relative (RoPE) and
 there are no learned per-frame queries, so a rollout can run past the longest training
-window. Streaming (:meth:`Dynamics.start_stream`, :meth:`Dynamics.stream_step`) keeps
-a KV cache of the time-attention layers for the last ``window - 1`` committed frames:
-each sampler step then runs only the new frame's tokens, so the cost per generated frame
-is bounded and does not grow with the window (``worldmodel.forcing.rollout``).
+window. The KV cache (:meth:`Dynamics.new_kv_cache`, :meth:`Dynamics.kv_cached_step`)
+holds the time-attention layers' keys and values of the last ``window - 1`` committed
+frames: each sampler step then runs only the new frame's tokens, so the cost per
+generated frame is bounded and does not grow with the window
+(``worldmodel.sampler.rollout``).
 """
 
 from __future__ import annotations
@@ -63,10 +64,10 @@ class DynamicsConfig:
 
 
 @dataclass
-class Stream:
-    """State of a streaming rollout: one KV cache per time layer and the next frame index."""
+class DynamicsKVCache:
+    """The KV cache of a rollout: one :class:`KVCache` per time layer and the next frame index."""
 
-    caches: list[KVCache] = field(default_factory=list)
+    layers: list[KVCache] = field(default_factory=list)
     t: int = 0
 
 
@@ -166,14 +167,14 @@ class Dynamics(nn.Module):
         out = self.out(self.norm(x[:, :, : cfg.spatial_tokens]))
         return rearrange(out, "b t s (p c) -> b t (s p) c", p=cfg.pack)
 
-    # -- streaming (KV cache) ---------------------------------------------------------
-    def start_stream(self, window: int) -> Stream:
-        """An empty stream whose frames see at most ``window - 1`` committed past frames."""
-        return Stream([KVCache(max_len=window - 1) for t in self.is_time if t])
+    # -- KV cache -----------------------------------------------------------------------
+    def new_kv_cache(self, window: int) -> DynamicsKVCache:
+        """An empty KV cache whose frames see at most ``window - 1`` committed past frames."""
+        return DynamicsKVCache([KVCache(max_len=window - 1) for t in self.is_time if t])
 
-    def stream_step(
+    def kv_cached_step(
         self,
-        stream: Stream,
+        cache: DynamicsKVCache,
         z: torch.Tensor,
         tau: torch.Tensor,
         d: torch.Tensor,
@@ -183,7 +184,7 @@ class Dynamics(nn.Module):
         """``z1_hat (B, L, C)`` of one new frame ``z (B, L, C)`` given the committed frames.
 
         ``tau, d (B,)``, ``action (B, A)``. With ``commit`` the frame becomes the newest
-        past frame of ``stream`` (its time-layer keys/values are cached). Equal to
+        past frame of ``cache`` (its time-layer keys/values are stored). Equal to
         :meth:`forward` on the committed frames plus this one, up to float rounding.
         """
         cfg = self.cfg
@@ -191,16 +192,16 @@ class Dynamics(nn.Module):
         b, n = x.shape[:2]
         hd = cfg.dim // cfg.heads
         space_angles = rope_angles(torch.arange(n, device=z.device), hd)
-        time_angles = rope_angles(torch.tensor([stream.t], device=z.device), hd)
-        caches = iter(stream.caches)
+        time_angles = rope_angles(torch.tensor([cache.t], device=z.device), hd)
+        layers = iter(cache.layers)
         for blk, is_time in zip(self.blocks, self.is_time, strict=True):
             if is_time:
-                cache = next(caches)
-                cache.commit = commit
-                x = blk(x.reshape(b * n, 1, -1), time_angles, cache=cache).view(b, n, -1)
+                layer = next(layers)
+                layer.commit = commit
+                x = blk(x.reshape(b * n, 1, -1), time_angles, cache=layer).view(b, n, -1)
             else:
                 x = blk(x, space_angles)
         if commit:
-            stream.t += 1
+            cache.t += 1
         out = self.out(self.norm(x[:, : cfg.spatial_tokens]))
         return rearrange(out, "b s (p c) -> b (s p) c", p=cfg.pack)

@@ -12,8 +12,8 @@ Decoder (tokens ``[patch queries, latents]`` per frame):
     earlier frames;
   - a latent attends only to latents of its own and earlier frames.
 MAE training replaces a fraction ``p ~ U(0, mask_max)`` of each frame's patches by a
-learned mask token (``keep`` masks are drawn by the caller: training draws them per step,
-see ``worldmodel/training/tokenizer.py``, which also holds the training objective).
+learned mask token (the ``keep`` patterns are drawn by the caller: training draws them per step,
+see ``worldmodel/training/mae_objective.py``, which also holds the training objective).
 """
 
 from __future__ import annotations
@@ -69,12 +69,12 @@ class TokenizerConfig:
         return 3 * self.patch_size**2
 
 
-def block_causal_masks(
+def block_causal_attention(
     t: int, p: int, n_lat: int, device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Boolean attention masks ``(N, N)`` (True = may attend), ``N = t * (p + n_lat)``.
+    """Boolean attention patterns ``(N, N)`` (True = may attend), ``N = t * (p + n_lat)``.
 
-    Returns ``(encoder_mask, decoder_mask)`` for the per-frame layout ``[patches, latents]``.
+    Returns ``(encoder_allowed, decoder_allowed)`` for the per-frame layout ``[patches, latents]``.
     """
     per = p + n_lat
     frame = torch.arange(t * per, device=device) // per
@@ -126,7 +126,7 @@ class Tokenizer(nn.Module):
     def _layout(
         self, t: int, device: torch.device
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """RoPE angles for (time, row, col) of every token, and both attention masks."""
+        """RoPE angles for (time, row, col) of every token, and both attention patterns."""
         cfg = self.cfg
         g, n_lat = cfg.grid, cfg.latent_tokens
         rows = torch.arange(cfg.num_patches, device=device) // g + 1
@@ -137,7 +137,7 @@ class Tokenizer(nn.Module):
             coords.append(torch.stack([torch.full_like(rows, f), rows, cols], 1))
             coords.append(torch.stack([zeros + f, zeros, zeros], 1))
         angles = rope_angles_nd(torch.cat(coords), cfg.dim // cfg.heads)
-        enc, dec = block_causal_masks(t, cfg.num_patches, n_lat, device)
+        enc, dec = block_causal_attention(t, cfg.num_patches, n_lat, device)
         return angles, enc, dec
 
     def patchify(self, frames: torch.Tensor) -> torch.Tensor:
@@ -180,9 +180,9 @@ class Tokenizer(nn.Module):
         if cfg.latent_grid:
             lat = lat + self.pool_in(self._pool(x))
         tokens = torch.cat([x, lat], dim=2).reshape(b, t * (p + n_lat), cfg.dim)  # (B, N, D)
-        angles, enc_mask, _ = self._layout(t, frames.device)
+        angles, enc_allowed, _ = self._layout(t, frames.device)
         for blk in self.encoder:
-            tokens = blk(tokens, angles, enc_mask)
+            tokens = blk(tokens, angles, enc_allowed)
         tokens = self.enc_norm(tokens).view(b, t, p + n_lat, cfg.dim)[:, :, p:]  # (B, T, L, D)
         return torch.tanh(self.to_latent(tokens))
 
@@ -196,9 +196,9 @@ class Tokenizer(nn.Module):
         if cfg.latent_grid:
             queries = queries + self.unpool(self._unpool(lat))
         tokens = torch.cat([queries, lat], dim=2).reshape(b, t * (p + n_lat), cfg.dim)
-        angles, _, dec_mask = self._layout(t, z.device)
+        angles, _, dec_allowed = self._layout(t, z.device)
         for blk in self.decoder:
-            tokens = blk(tokens, angles, dec_mask)
+            tokens = blk(tokens, angles, dec_allowed)
         out = self.dec_norm(tokens).view(b, t, p + n_lat, cfg.dim)[:, :, :p]
         return self.unpatchify(self.patch_out(out) * 0.5 + 0.5)
 

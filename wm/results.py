@@ -23,7 +23,7 @@ def compare(
     CI (paired by seed when both ran the same seeds), marked "within noise" when the
     interval holds 0.
     """
-    from worldmodel.compare import CompareError, experiment_revs
+    from wm.compare import CompareError, experiment_revs
 
     try:
         names = experiments or sorted(experiment_revs(repo))
@@ -38,7 +38,7 @@ def compare(
 def _print_comparison(names: list[str], repo: Path, out: Path | None) -> None:
     """`wm compare`'s table of the named experiments, printed (and written to ``out``);
     exit 2 naming the problem when they cannot be compared."""
-    from worldmodel.compare import CompareError, compare, read_experiments
+    from wm.compare import CompareError, compare, read_experiments
 
     try:
         text = compare(read_experiments(names, repo))
@@ -60,7 +60,7 @@ def verify(
     Every HDF5 chunk is read against its Fletcher-32 checksum and model weights against
     the SHA-256 recorded at save. Exit 3 on a problem.
     """
-    from worldmodel.errors import EXIT_DATA, remedy
+    from stages.common import EXIT_DATA, remedy
     from worldmodel.integrity import DEFAULT_TARGETS, verify_all
 
     targets = list(paths) if paths else [Path(p) for p in DEFAULT_TARGETS if Path(p).exists()]
@@ -92,7 +92,7 @@ def plots(
     """
     import tempfile
 
-    from worldmodel.report import (
+    from wm.report import (
         ReportError,
         dvc_plots,
         metrics_table,
@@ -127,7 +127,7 @@ def exps(
     import json
     import subprocess
 
-    from worldmodel.report import experiments_table, text_table
+    from wm.report import experiments_table, text_table
 
     cmd = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if all_commits else [])
     res = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)

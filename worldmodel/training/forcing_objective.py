@@ -22,9 +22,10 @@ from torch import nn
 from worldmodel.config import DynamicsParams, Params
 from worldmodel.data.latents import LatentStore
 from worldmodel.data.windows import LatentWindows
-from worldmodel.forcing import rollout, sample_tau_d, shortcut_loss
+from worldmodel.forcing import sample_tau_d, shortcut_loss
+from worldmodel.metrics import latent_gain_db
 from worldmodel.models.dynamics import PRESETS, Dynamics, DynamicsConfig
-from worldmodel.results import latent_gain_db
+from worldmodel.sampler import rollout
 from worldmodel.utils import derive_seed
 
 # Frames the periodic rollout check predicts after its `dynamics.eval_context` true ones:

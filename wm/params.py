@@ -23,7 +23,8 @@ def preset(
     params_file: Path = PARAMS_OPTION,
 ) -> None:
     """Set params.yaml to a preset over the defaults (validated first; comments kept)."""
-    from worldmodel.config import ParamsError, apply_preset
+    from wm.presets import apply_preset
+    from worldmodel.config import ParamsError
 
     try:
         _, changes = apply_preset(name, params_file)
@@ -40,7 +41,7 @@ def preset(
 
 def preset_help() -> str:
     """`wm preset --help`: what it does, and each preset with its one-line summary."""
-    from worldmodel.config import list_presets, preset_summary
+    from wm.presets import list_presets, preset_summary
 
     names = list_presets()
     width = max(map(len, names))
@@ -59,7 +60,7 @@ def params_doc(
     ),
 ) -> None:
     """Print the params reference as a Markdown table (from the field descriptions)."""
-    from worldmodel.config import params_markdown, replace_params_section
+    from wm.params_doc import params_markdown, replace_params_section
 
     if write is None:
         typer.echo(params_markdown(), nl=False)

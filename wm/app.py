@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import typer
 
-from stages import cli_params, cli_results
 from stages import collect as collect_stage
 from stages import evaluate as evaluate_stage
 from stages import tokenize as tokenize_stage
 from stages import train_dynamics as train_dynamics_stage
 from stages import train_tokenizer as train_tokenizer_stage
+from wm import params as cli_params
+from wm import results as cli_results
 
 app = typer.Typer(
     add_completion=False,

@@ -194,7 +194,7 @@ def headline_files(repo: Path) -> list[str]:
 
 def read_headlines(repo: Path, revs: list[str]) -> dict[str, dict[str, Any]]:
     """``{rev: {file: content}}`` of the headline metrics; ``workspace`` reads the files."""
-    from worldmodel.compare import experiment_revs
+    from wm.compare import experiment_revs
 
     files = headline_files(repo)
     exps = experiment_revs(repo) if revs else {}

@@ -17,7 +17,7 @@ from torch import nn
 
 from worldmodel.config import Params, TokenizerParams
 from worldmodel.data.windows import FrameClips
-from worldmodel.metrics import LPIPS, collapse_score, masked_psnr, motion_mask, psnr, ssim
+from worldmodel.metrics import LPIPS, collapse_score, moving_pixels, psnr, region_psnr, ssim
 from worldmodel.models.tokenizer import PRESETS, Tokenizer, TokenizerConfig
 from worldmodel.utils import derive_seed
 
@@ -172,10 +172,10 @@ def evaluate_reconstruction(
     # foreground: pixels unlike the per-pixel median of these frames (under a fixed camera,
     # whatever is not static background: the parts that move, however small)
     flat_t, flat_r = target.flatten(0, 1), recon.flatten(0, 1)
-    foreground = motion_mask(flat_t, flat_t.median(0).values)
+    foreground = moving_pixels(flat_t, flat_t.median(0).values)
     out: dict[str, Any] = {
         "psnr": float(psnr(recon, target).mean()),
-        "psnr_foreground": float(masked_psnr(flat_r, flat_t, foreground).mean()),
+        "psnr_foreground": float(region_psnr(flat_r, flat_t, foreground).mean()),
         "ssim": float(ssim(recon, target).mean()),
         "lpips": None,
         "collapse_score": collapse_score(recon[:, -1].numpy(), target[:, -1].numpy()),
