@@ -34,7 +34,14 @@ def main() -> None:
     c = load_params(args.params).collect
     task = args.task or c.tasks[0]
     s = c.settings(task)  # the task's convention unless params.yaml overrides it
-    env = make_env(task, c.image_size, s.camera, s.action_repeat, c.shadows, c.reflections)
+    env = make_env(
+        task,
+        image_size=c.image_size,
+        camera=s.camera,
+        action_repeat=s.action_repeat,
+        shadows=c.shadows,
+        reflections=c.reflections,
+    )
     physics = env._env.physics
     psnrs = []
     for trial in range(args.trials):

@@ -95,7 +95,14 @@ def main() -> None:
         f"frames, action_repeat {args.action_repeat}:"
     )
     for w in (1, 2):
-        fps = collect_fps(args.task, args.size, w, args.episodes, args.length, args.action_repeat)
+        fps = collect_fps(
+            args.task,
+            size=args.size,
+            workers=w,
+            episodes=args.episodes,
+            length=args.length,
+            action_repeat=args.action_repeat,
+        )
         print(f"  {w} worker(s): {fps:8.1f} frames/s")
     print(f"(CPU cores available: {len(os.sched_getaffinity(0))})")
 

@@ -62,26 +62,31 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--windows", type=int, default=64, help="held-out windows per evaluation")
     ap.add_argument(
-        "--split", choices=("val", "train"), default="val",
+        "--split",
+        choices=("val", "train"),
+        default="val",
         help="episodes of the scored windows; train: a fit check against val (is the "
         "model short of data or of fit?), never a held-out number",
-    )  # fmt: skip
+    )
     ap.add_argument("--out", type=Path, default=None, help="TSV of the evaluation rows")
     ap.add_argument("--save", type=Path, default=None, help="write the trained model here")
     ap.add_argument("--model", type=Path, default=None, help="score this model; no training")
     ap.add_argument(
-        "--no-kv-cache", action="store_true",
+        "--no-kv-cache",
+        action="store_true",
         help="rollouts re-run the whole window at every sampler step instead of caching the past",
-    )  # fmt: skip
+    )
     ap.add_argument(
-        "--error-anatomy", action="store_true",
+        "--error-anatomy",
+        action="store_true",
         help="after training, the PSNR of the true latents plus the model's one-step error "
         "scaled by 0.5 and 0.25, and plus i.i.d. noise of the same MSE",
-    )  # fmt: skip
+    )
     ap.add_argument(
-        "--sweep", action="store_true",
+        "--sweep",
+        action="store_true",
         help="after training, PSNR and sharpness at the last horizon for K = 1, 4 and k_max",
-    )  # fmt: skip
+    )
     args = ap.parse_args()
 
     import torch
@@ -112,9 +117,13 @@ def main() -> None:
             "dynamics": p.model_dump(mode="json"),
         }
         trainer = Trainer(
-            dt.DynamicsObjective(model), dt.DynamicsBatches(store, params), p.train,
-            None, ModelMeta("bench_dynamics", sections), device,
-        )  # fmt: skip
+            dt.DynamicsObjective(model),
+            make_batch=dt.DynamicsBatches(store, params),
+            cfg=p.train,
+            ckpt_path=None,
+            meta=ModelMeta("bench_dynamics", sections),
+            device=device,
+        )
         model = trainer.eval_model()
     tok, tok_meta = load_model(args.tokenizer, Tokenizer, device)
     episodes = EpisodeStore(args.episodes)
@@ -130,18 +139,40 @@ def main() -> None:
         f"{len(w.frames)} {args.split} windows of {len(set(w.episodes.tolist()))} {task} episodes, "
         f"C={c} H={h} K={e.steps}; CIs: paired, episode-clustered bootstrap 95%"
     )
-    table = Table([
-        "step", "train_seconds", "gain_db", "gain_ci_low", "gain_ci_high", "min_gain_h4_db",
-        f"shuffle_cost_h{h}_db", "shuffle_ci_low", "shuffle_ci_high",
-        "exposure_bias_db", "teacher_forced_psnr",
-        "psnr_h1", f"psnr_h{h}", f"mse_h{h}", f"mse_shuffled_h{h}", f"mse_repeat_h{h}",
-    ])  # fmt: skip
+    table = Table(
+        [
+            "step",
+            "train_seconds",
+            "gain_db",
+            "gain_ci_low",
+            "gain_ci_high",
+            "min_gain_h4_db",
+            f"shuffle_cost_h{h}_db",
+            "shuffle_ci_low",
+            "shuffle_ci_high",
+            "exposure_bias_db",
+            "teacher_forced_psnr",
+            "psnr_h1",
+            f"psnr_h{h}",
+            f"mse_h{h}",
+            f"mse_shuffled_h{h}",
+            f"mse_repeat_h{h}",
+        ]
+    )
     # the tokenizer and the windows are fixed: encode them and score the baseline once
     ev = Evaluator(
-        tok, model, c, p.tau_ctx, p.long_seq_len,
-        tok_meta.params.tokenizer.clip_frames, device, None, params.base.seed, e.batch_size,
+        tok,
+        dynamics=model,
+        context=c,
+        tau_ctx=p.tau_ctx,
+        window=p.long_seq_len,
+        clip_frames=tok_meta.params.tokenizer.clip_frames,
+        device=device,
+        lpips=None,
+        seed=params.base.seed,
+        batch=e.batch_size,
         kv_cache=not args.no_kv_cache,
-    )  # fmt: skip
+    )
     z = ev.encode(w.frames)
     z_true = z[:, c:]
     a = torch.from_numpy(w.actions).to(device)

@@ -50,11 +50,11 @@ def main() -> None:
     model = Tokenizer(cfg)
     trainer = Trainer(
         tt.objective(model, p, None),  # LPIPS term off: speed of the MSE objective
-        tt.TokenizerBatches(train, params, cfg.num_patches),
-        p.train,
-        None,
-        ModelMeta("bench_tokenizer", {}),
-        device,
+        make_batch=tt.TokenizerBatches(train, params, cfg.num_patches),
+        cfg=p.train,
+        ckpt_path=None,
+        meta=ModelMeta("bench_tokenizer", {}),
+        device=device,
         loss_weights=tt.loss_weights(p),
     )
     n_params = sum(x.numel() for x in model.parameters()) / 1e6
@@ -65,7 +65,9 @@ def main() -> None:
         t0 = time.perf_counter()
         trainer.fit(stop_at=min(trainer.step + args.eval_every, p.train.steps))
         seconds += time.perf_counter() - t0
-        m = tt.evaluate_reconstruction(trainer.eval_model(), val, args.eval_clips, device, None)
+        m = tt.evaluate_reconstruction(
+            trainer.eval_model(), clips=val, n=args.eval_clips, device=device, lpips=None
+        )
         trainer.model.train()
         row = {"step": trainer.step, "train_seconds": round(seconds, 1)}
         row.update(

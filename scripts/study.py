@@ -44,8 +44,15 @@ HERE = Path(__file__).resolve().parent
 BENCHES = {
     "dynamics": (
         "bench_dynamics.py",
-        ["gain_db", "shuffle_cost_h16_db", "exposure_bias_db", "teacher_forced_psnr",
-         "psnr_h1", "psnr_h16", "train_seconds"],
+        [
+            "gain_db",
+            "shuffle_cost_h16_db",
+            "exposure_bias_db",
+            "teacher_forced_psnr",
+            "psnr_h1",
+            "psnr_h16",
+            "train_seconds",
+        ],
         "--windows",
     ),
     "tokenizer": (
@@ -53,7 +60,7 @@ BENCHES = {
         ["psnr", "psnr_foreground", "ssim", "collapse_score", "train_seconds"],
         "--eval-clips",
     ),
-}  # fmt: skip
+}
 
 
 def run_arm(
@@ -118,7 +125,7 @@ def main() -> None:
                 extra += ["--save", str(saved)]
                 reuse = reuse and saved.is_file()  # a finished run without its model reruns
             tsv = work / f"{name}{'_scored' if args.models else ''}_s{seed}.tsv"
-            row = run_arm(script, overrides, seed, tsv, extra, reuse)
+            row = run_arm(script, overrides, seed=seed, out=tsv, extra=extra, reuse=reuse)
             results[name][seed] = row
             lines.append(f"{name}\t{seed}\t" + "\t".join(str(row.get(m)) for m in metrics))
             print(f"# {name} seed {seed}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)

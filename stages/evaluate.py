@@ -56,32 +56,46 @@ def run(
         tok, tok_meta = load_model(tokenizer, Tokenizer, device)
         dyn, dyn_meta = load_model(dynamics, Dynamics, device)
         lpips = load_lpips()
-        ev = Evaluator.from_models(tok, tok_meta, dyn, dyn_meta, e, device, lpips, params.base.seed)
+        ev = Evaluator.from_models(
+            tok,
+            tok_meta=tok_meta,
+            dynamics=dyn,
+            dyn_meta=dyn_meta,
+            e=e,
+            device=device,
+            lpips=lpips,
+            seed=params.base.seed,
+        )
         t0 = time.perf_counter()
         with progress_bar(STAGE, 1, "window-steps/s") as bar:
             report = evaluate_store(
-                ev, EpisodeStore(episodes), e, dyn.cfg.k_max,
+                ev,
+                EpisodeStore(episodes),
+                e,
+                dyn.cfg.k_max,
                 log=lambda line: console.print(f"{STAGE}: {line}"),
                 on_progress=lambda done, n: bar(done, done / (time.perf_counter() - t0), total=n),
-            )  # fmt: skip
+            )
         write_tsv(rollout_tsv, report.rows, list(report.rows[0]), digits=5)
         write_tsv(sweep_tsv, report.sweep, list(report.sweep[0]))
         with atomic_path(out_dir) as tmp:
             tmp.mkdir()
             rollout_media(
                 tmp,
-                report.rows,
-                report.sweep,
-                report.media,
-                e.context,
-                e.horizon,
-                e.gifs,
-                e.steps,
+                rows=report.rows,
+                sweep=report.sweep,
+                windows=report.media,
+                context=e.context,
+                horizon=e.horizon,
+                n_media=e.gifs,
+                steps=e.steps,
             )
             sweep_frames_figure(
-                tmp / "sampler_sweep_frames.png", report.sweep_frames, e.sweep_horizon,
+                tmp / "sampler_sweep_frames.png",
+                report.sweep_frames,
+                e.sweep_horizon,
                 report.media[0][0],
-            )  # fmt: skip
+            )
         write_stage_metrics(metrics, STAGE, report.summary)
         if tracker is not None:
             from worldmodel.tracking import runs_of_models

@@ -60,9 +60,15 @@ def run(
         t0 = time.perf_counter()
         with store, progress_bar(STAGE, store.num_episodes, "frames/s") as bar:
             result = encode_store(
-                model, store, out, clip_frames, attrs, device, params.tokenize.batch_size,
+                model,
+                store=store,
+                out=out,
+                clip_frames=clip_frames,
+                attrs=attrs,
+                device=device,
+                batch=params.tokenize.batch_size,
                 on_episode=lambda e, n: bar(e, n / (time.perf_counter() - t0)),
-            )  # fmt: skip
+            )
         seconds = time.perf_counter() - t0
         result.update(seconds=round(seconds, 2), frames_per_s=round(result["frames"] / seconds, 1))
         write_stage_metrics(metrics, STAGE, result)

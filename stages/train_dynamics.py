@@ -50,23 +50,44 @@ def run(
         render = dt.hard_example_renderer(tokenizer, device) if tracker is not None else None
         tokenizer_id = store.tokenizer_meta.get("fingerprint")
         meta = training_meta(
-            STAGE, params, SECTIONS, ("latents", latents), world, tokenizer=tokenizer_id
+            STAGE,
+            params=params,
+            sections=SECTIONS,
+            data=("latents", latents),
+            world=world,
+            tokenizer=tokenizer_id,
         )
         trainer = Trainer(
-            dt.DynamicsObjective(model), dt.DynamicsBatches(store, params), p.train, resume, meta,
-            device, periodic_eval=(p.eval_every, lambda m: dt.rollout_check(m, val_windows, p, device, b.seed)),
-        )  # fmt: skip
+            dt.DynamicsObjective(model),
+            make_batch=dt.DynamicsBatches(store, params),
+            cfg=p.train,
+            ckpt_path=resume,
+            meta=meta,
+            device=device,
+            periodic_eval=(
+                p.eval_every,
+                lambda m: dt.rollout_check(m, windows=val_windows, p=p, device=device, seed=b.seed),
+            ),
+        )
         result = fit_and_save(
-            STAGE, trainer, tracker,
-            f"{p.size} ({model.cfg.dim} wide, {model.cfg.depth} deep), "
+            STAGE,
+            trainer=trainer,
+            tracker=tracker,
+            describe=f"{p.size} ({model.cfg.dim} wide, {model.cfg.depth} deep), "
             f"{p.train.steps} steps of {p.train.batch_size} x {p.seq_len} frames "
             f"(every {p.long_every}th: {p.long_batch_size} x {p.long_seq_len})",
-            TrainingOutputs(out_dir, metrics, curve, resume),
-            lambda final: dt.final_check(final, val_windows, p, device, b.seed),
-            {"final_loss_shortcut": "loss/shortcut", "final_loss_flow": "part/flow",
-             "final_loss_bootstrap": "part/bootstrap"},
-            {"latents": latents}, render,
-        )  # fmt: skip
+            outputs=TrainingOutputs(out_dir, metrics, curve, resume),
+            finish=lambda final: dt.final_check(
+                final, windows=val_windows, p=p, device=device, seed=b.seed
+            ),
+            final_losses={
+                "final_loss_shortcut": "loss/shortcut",
+                "final_loss_flow": "part/flow",
+                "final_loss_bootstrap": "part/bootstrap",
+            },
+            inputs={"latents": latents},
+            render=render,
+        )
     if result:
         console.print(f"{STAGE}: {dt.result_line(result)}")
     return result

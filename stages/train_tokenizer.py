@@ -53,23 +53,29 @@ def run(
             tracker.set_tag("lpips", "available" if lpips is not None else "unavailable")
         trainer = Trainer(
             tt.objective(model, p, lpips),
-            tt.TokenizerBatches(train_clips, params, cfg.num_patches),
-            p.train,
-            resume,
-            training_meta(STAGE, params, SECTIONS, ("episodes", episodes), world),
-            device,
+            make_batch=tt.TokenizerBatches(train_clips, params, cfg.num_patches),
+            cfg=p.train,
+            ckpt_path=resume,
+            meta=training_meta(
+                STAGE, params=params, sections=SECTIONS, data=("episodes", episodes), world=world
+            ),
+            device=device,
             loss_weights=tt.loss_weights(p),
         )
 
         result = fit_and_save(
-            STAGE, trainer, tracker,
-            f"{p.size}, {p.train.steps} steps of {p.train.batch_size} clips x {p.clip_frames} "
+            STAGE,
+            trainer=trainer,
+            tracker=tracker,
+            describe=f"{p.size}, {p.train.steps} steps of {p.train.batch_size} clips x {p.clip_frames} "
             "frames" + ("; LPIPS unavailable" if lpips is None else ""),
-            TrainingOutputs(out_dir, metrics, curve, resume),
-            lambda final: tt.final_check(final, val_clips, p, device, lpips),
-            {"final_loss_mse": "loss/mse", "final_loss_lpips": "loss/lpips"},
-            {"episodes": episodes},
-        )  # fmt: skip
+            outputs=TrainingOutputs(out_dir, metrics, curve, resume),
+            finish=lambda final: tt.final_check(
+                final, val_clips=val_clips, p=p, device=device, lpips=lpips
+            ),
+            final_losses={"final_loss_mse": "loss/mse", "final_loss_lpips": "loss/lpips"},
+            inputs={"episodes": episodes},
+        )
     if result:
         console.print(f"{STAGE}: {tt.result_line(result)}")
     return result

@@ -15,9 +15,15 @@ from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig
 
 def _tokenizer() -> tuple[Tokenizer, tuple[torch.Tensor, ...]]:
     cfg = TokenizerConfig(
-        image_size=16, patch_size=4, latent_tokens=4, latent_dim=6, dim=32, heads=2,
-        enc_depth=2, dec_depth=2,
-    )  # fmt: skip
+        image_size=16,
+        patch_size=4,
+        latent_tokens=4,
+        latent_dim=6,
+        dim=32,
+        heads=2,
+        enc_depth=2,
+        dec_depth=2,
+    )
     return Tokenizer(cfg).eval(), (torch.rand(2, 2, 16, 16, 3),)
 
 

@@ -204,7 +204,14 @@ def test_bench_collect_runs_at_the_default_action_repeat() -> None:
 
     c = CollectParams()
     repeat = c.settings("cartpole-swingup").action_repeat
-    fps = bench.collect_fps("cartpole-swingup", 32, 1, 3, c.frames_per_episode, repeat)
+    fps = bench.collect_fps(
+        "cartpole-swingup",
+        size=32,
+        workers=1,
+        episodes=3,
+        length=c.frames_per_episode,
+        action_repeat=repeat,
+    )
     assert fps > 0
 
 

@@ -206,9 +206,14 @@ def test_task_conventions_and_overrides() -> None:
     assert [c.settings(t).action_repeat for t in c.tasks] == [8, 4, 2]  # the DMC protocol
     assert [c.settings(t).camera for t in c.tasks] == [1, 0, 0]
     c = parse_params(
-        {"collect": {"tasks": ["cartpole-swingup", "reacher-easy"], "action_repeat": 2,
-                     "per_task": {"reacher-easy": {"action_repeat": 1, "camera": 1}}}}
-    ).collect  # fmt: skip
+        {
+            "collect": {
+                "tasks": ["cartpole-swingup", "reacher-easy"],
+                "action_repeat": 2,
+                "per_task": {"reacher-easy": {"action_repeat": 1, "camera": 1}},
+            }
+        }
+    ).collect
     assert c.settings("cartpole-swingup").action_repeat == 2  # the section's value
     assert (c.settings("reacher-easy").action_repeat, c.settings("reacher-easy").camera) == (1, 1)
     assert (

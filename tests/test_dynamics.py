@@ -76,7 +76,7 @@ def test_shortcut_loss_golden_values() -> None:
     tau = torch.tensor([[0.25, 0.5]])
     d = torch.tensor([[0.125, 0.5]])  # frame 0: d_min (flow); frame 1: bootstrap
     a = torch.tensor([[[1.0, 0.0], [-1.0, 2.0]]])
-    terms = shortcut_loss(_toy_f, z1, z0, tau, d, a, k_max=8)
+    terms = shortcut_loss(_toy_f, z1=z1, z0=z0, tau=tau, d=d, actions=a, k_max=8)
 
     # Straightforward recomputation with plain numpy, frame by frame (docs/forcing.md formulas).
     def f(z, t, dd, act):
@@ -109,7 +109,7 @@ def test_bootstrap_target_has_no_gradient() -> None:
         calls.append((torch.is_grad_enabled(), out.requires_grad))
         return out
 
-    res = shortcut_loss(f, z, torch.randn_like(z), tau, d, a, k_max=8)
+    res = shortcut_loss(f, z1=z, z0=torch.randn_like(z), tau=tau, d=d, actions=a, k_max=8)
     assert calls == [(True, True), (False, False), (False, False)]
     res.total.backward()
     grads = [p.grad for p in m.parameters() if p.grad is not None]
@@ -169,7 +169,9 @@ def test_perfect_denoiser_samples_exactly_for_any_k() -> None:
     ctx = torch.randn(2, 3, 4, 3)
     acts = torch.zeros(2, 4, 2)
     for k in (1, 2, 4, 8):
-        z = sample_frame(oracle, ctx, 0.9, acts, k, torch.randn(2, 4, 3))
+        z = sample_frame(
+            oracle, context=ctx, context_tau=0.9, actions=acts, steps=k, noise=torch.randn(2, 4, 3)
+        )
         assert torch.allclose(z, target, atol=1e-5)
 
 
@@ -195,9 +197,13 @@ def test_kv_cached_step_equals_the_full_forward(softcap: float) -> None:
         full = m(z, tau, d, a)
         cache = m.new_kv_cache(window=6)
         for i in range(5):
-            step = m.kv_cached_step(cache, z[:, i], tau[:, i], d[:, i], a[:, i], commit=True)
+            step = m.kv_cached_step(
+                cache, z=z[:, i], tau=tau[:, i], d=d[:, i], action=a[:, i], commit=True
+            )
             assert torch.allclose(step, full[:, i], atol=1e-5)
-        last = m.kv_cached_step(cache, z[:, 5], tau[:, 5], d[:, 5], a[:, 5], commit=False)
+        last = m.kv_cached_step(
+            cache, z=z[:, 5], tau=tau[:, 5], d=d[:, 5], action=a[:, 5], commit=False
+        )
     assert torch.allclose(last, full[:, 5], atol=1e-5)
     assert cache.t == 5 and all(len(c) == 5 for c in cache.layers)  # not committed
 
@@ -235,7 +241,7 @@ def test_cached_rollout_keeps_a_bounded_window() -> None:
     cache = m.new_kv_cache(window=4)
     z, tau, d, a = _inputs(t=1)
     for _ in range(10):
-        m.kv_cached_step(cache, z[:, 0], tau[:, 0], d[:, 0], a[:, 0], commit=True)
+        m.kv_cached_step(cache, z=z[:, 0], tau=tau[:, 0], d=d[:, 0], action=a[:, 0], commit=True)
     assert cache.t == 10 and all(len(c) == 3 for c in cache.layers)
 
 
@@ -276,11 +282,11 @@ def test_toy_problem_few_steps_match_many_steps() -> None:
         tau, d = sample_tau_d(rng, (64, 1), 16, rng.random(64) < 0.5)
         b = DynamicsBatch(
             z1,
-            torch.randn(z1.shape, generator=g),
-            torch.from_numpy(tau),
-            torch.from_numpy(d),
-            a,
-            torch.zeros(64, dtype=torch.bool),
+            z0=torch.randn(z1.shape, generator=g),
+            tau=torch.from_numpy(tau),
+            d=torch.from_numpy(d),
+            actions=a,
+            isolated=torch.zeros(64, dtype=torch.bool),
         )
         terms, _ = obj(b)
         loss = sum(terms.values())
@@ -292,7 +298,7 @@ def test_toy_problem_few_steps_match_many_steps() -> None:
     noise = torch.randn(z1[:, 0].shape, generator=torch.Generator().manual_seed(2))
     psnr = {}
     for k in (1, 2, 4, 8, 16):
-        z = sample_frame(model, z1[:, :0], 0.9, a, k, noise)
+        z = sample_frame(model, context=z1[:, :0], context_tau=0.9, actions=a, steps=k, noise=noise)
         mse = (z - z1[:, 0]).pow(2).mean().item()
         psnr[k] = 10 * np.log10(4 / mse)  # latents span [-1, 1]
     assert psnr[4] >= psnr[16] - 1.0, psnr

@@ -35,8 +35,10 @@ def _episode(task: str, t: int, a: int, seed: int) -> Episode:
 
 def _write(path: Path) -> list[Episode]:
     tasks = [
-        TaskInfo("a-x", 1, [-1.0], [1.0], 0.02),
-        TaskInfo("b-y", 3, [-1.0] * 3, [1.0] * 3, 0.04),
+        TaskInfo("a-x", action_dim=1, action_low=[-1.0], action_high=[1.0], control_timestep=0.02),
+        TaskInfo(
+            "b-y", action_dim=3, action_low=[-1.0] * 3, action_high=[1.0] * 3, control_timestep=0.04
+        ),
     ]
     eps = [_episode("a-x", 5, 1, 0), _episode("b-y", 7, 3, 1), _episode("a-x", 20, 1, 2)]
     w = EpisodeWriter(path, tasks, [e.length for e in eps], 8, attrs={"params": {"k": 1}})

@@ -37,33 +37,39 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     collect.run(params, d / "episodes.h5", d / "collect.json", track=False)
     train_tokenizer.run(
         params,
-        d / "episodes.h5",
-        d / "tok",
-        d / "tok.json",
-        d / "tok.tsv",
-        d / "r1.pt",
+        episodes=d / "episodes.h5",
+        out_dir=d / "tok",
+        metrics=d / "tok.json",
+        curve=d / "tok.tsv",
+        resume=d / "r1.pt",
         track=False,
     )
     tokenize.run(
         params,
-        d / "episodes.h5",
-        d / "tok" / "model.pt",
-        d / "latents.h5",
-        d / "tz.json",
+        episodes=d / "episodes.h5",
+        tokenizer=d / "tok" / "model.pt",
+        out=d / "latents.h5",
+        metrics=d / "tz.json",
         track=False,
     )
     train_dynamics.run(
-        params, d / "latents.h5", d / "dyn", d / "dyn.json", d / "dyn.tsv", d / "r2.pt", track=False
+        params,
+        latents=d / "latents.h5",
+        out_dir=d / "dyn",
+        metrics=d / "dyn.json",
+        curve=d / "dyn.tsv",
+        resume=d / "r2.pt",
+        track=False,
     )
     result = evaluate.run(
         params,
-        d / "episodes.h5",
-        d / "tok" / "model.pt",
-        d / "dyn" / "model.pt",
-        d / "eval",
-        d / "eval.json",
-        d / "rollout.tsv",
-        d / "sweep.tsv",
+        episodes=d / "episodes.h5",
+        tokenizer=d / "tok" / "model.pt",
+        dynamics=d / "dyn" / "model.pt",
+        out_dir=d / "eval",
+        metrics=d / "eval.json",
+        rollout_tsv=d / "rollout.tsv",
+        sweep_tsv=d / "sweep.tsv",
         track=False,
     )
     return d, result
@@ -141,17 +147,22 @@ def test_no_test_episode_reaches_training_checks_or_benchmarks(
 
     monkeypatch.setattr(EpisodeStore, "read", guarded)
     tok = train_tokenizer.run(
-        params, d / "episodes.h5", tmp_path / "tok", tmp_path / "t.json", tmp_path / "t.tsv",
-        tmp_path / "t.pt", track=False,
-    )  # fmt: skip
+        params,
+        episodes=d / "episodes.h5",
+        out_dir=tmp_path / "tok",
+        metrics=tmp_path / "t.json",
+        curve=tmp_path / "t.tsv",
+        resume=tmp_path / "t.pt",
+        track=False,
+    )
     assert np.isfinite(tok["val"]["psnr"])
     dyn = train_dynamics.run(
         params,
-        latents,
-        tmp_path / "dyn",
-        tmp_path / "d.json",
-        tmp_path / "d.tsv",
-        tmp_path / "d.pt",
+        latents=latents,
+        out_dir=tmp_path / "dyn",
+        metrics=tmp_path / "d.json",
+        curve=tmp_path / "d.tsv",
+        resume=tmp_path / "d.pt",
         track=False,
     )  # fmt: skip  (a NaN latent in any batch would stop training as diverged)
     assert np.isfinite(dyn["val_rollout_latent_mse"])
@@ -274,12 +285,23 @@ def test_baselines_are_scored_on_the_same_windows() -> None:
     rng = np.random.default_rng(0)
     w = PixelWindows(
         "t",
-        (rng.random((3, 7, 16, 16, 3)) * 255).astype(np.uint8),
-        rng.standard_normal((3, 7, 2)).astype(np.float32),
-        np.arange(3),
-        np.zeros(3, int),
+        frames=(rng.random((3, 7, 16, 16, 3)) * 255).astype(np.uint8),
+        actions=rng.standard_normal((3, 7, 2)).astype(np.float32),
+        episodes=np.arange(3),
+        starts=np.zeros(3, int),
     )
-    ev = Evaluator(tok, dyn, 3, 0.9, 4, 1, torch.device("cpu"), None, 0, batch=2)
+    ev = Evaluator(
+        tok,
+        dynamics=dyn,
+        context=3,
+        tau_ctx=0.9,
+        window=4,
+        clip_frames=1,
+        device=torch.device("cpu"),
+        lpips=None,
+        seed=0,
+        batch=2,
+    )
     scores = ev.run(w, 4, 2)
     frames = torch.from_numpy(w.frames).float() / 255
     rep = psnr(frames[:, 2:3].expand(-1, 4, -1, -1, -1), frames[:, 3:]).view(3, 4).numpy()
@@ -393,8 +415,11 @@ def test_study_pairs_each_arm_with_the_first_by_seed(
     table = study()
     runs = (tmp_path / "study.tsv").read_text().splitlines()
     assert [r.split("\t")[:2] for r in runs[1:]] == [
-        ["base", "0"], ["base", "1"], ["frozen", "0"], ["frozen", "1"]
-    ]  # fmt: skip
+        ["base", "0"],
+        ["base", "1"],
+        ["frozen", "0"],
+        ["frozen", "1"],
+    ]
     base, frozen = table[("base", "psnr")], table[("frozen", "psnr")]
     assert len(base) == 3 and len(frozen) == 6  # mean, CI; and the paired difference
     assert float(frozen[3]) == pytest.approx(float(frozen[0]) - float(base[0]), abs=2e-3)

@@ -34,9 +34,15 @@ def _corrupt_chunk(path: Path, dataset: str, chunk: int) -> None:
 def _model_file(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     cfg = TokenizerConfig(
-        image_size=16, patch_size=4, latent_tokens=4, latent_dim=4, dim=32, heads=2,
-        enc_depth=1, dec_depth=1,
-    )  # fmt: skip
+        image_size=16,
+        patch_size=4,
+        latent_tokens=4,
+        latent_dim=4,
+        dim=32,
+        heads=2,
+        enc_depth=1,
+        dec_depth=1,
+    )
     path = tmp_path / "tokenizer" / "model.pt"
     path.parent.mkdir()
     save_model(path, Tokenizer(cfg), ModelMeta("train_tokenizer", tiny_params().model_dump()))

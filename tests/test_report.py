@@ -93,8 +93,10 @@ def test_wm_plots_renders_the_repository_charts_offline(tmp_path: Path) -> None:
         ["wm", "plots", "--out", str(out)], cwd=repo, capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
-    defined = [next(iter(p)) if isinstance(p, dict) else p for p in yaml.safe_load(
-        (repo / "dvc.yaml").read_text())["plots"]]  # fmt: skip
+    defined = [
+        next(iter(p)) if isinstance(p, dict) else p
+        for p in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
+    ]
     charts = [d for d in defined if not d.endswith(".png")]  # images are DVC outputs (not here)
     for plot_id in charts:
         assert (out / f"{plot_id}.png").read_bytes().startswith(b"\x89PNG"), plot_id

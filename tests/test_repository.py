@@ -11,8 +11,11 @@ def test_no_tracked_file_refers_outside_the_repository() -> None:
     """Docs, code and tests must explain themselves without files a user does not have."""
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     needle = "../" + "shared"  # split so this file does not match itself
     offenders = [
         f for f in files if (REPO / f).is_file() and needle in (REPO / f).read_text(errors="ignore")

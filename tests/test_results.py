@@ -65,7 +65,9 @@ def test_every_headline_name_is_explained() -> None:
 def test_progress_lines_at_a_steady_interval_with_eta() -> None:
     now = [0.0]
     lines: list[str] = []
-    log = ProgressLog("train", 100, "steps/s", 30, lines.append, clock=lambda: now[0])
+    log = ProgressLog(
+        "train", total=100, unit="steps/s", interval=30, write=lines.append, clock=lambda: now[0]
+    )
     for step in range(1, 101):
         now[0] = step * 1.0  # one step per second
         log.update(step, 1.0, f"loss/mse {1 / step:.3g}")
@@ -74,7 +76,7 @@ def test_progress_lines_at_a_steady_interval_with_eta() -> None:
     assert lines[0] == "train: 30/100 (30%), 1.0 steps/s, elapsed 0:30, ETA 1:10, loss/mse 0.0333"
     assert lines[-1].startswith("train: 100/100 (100%)") and "ETA" not in lines[-1]
     quiet: list[str] = []
-    off = ProgressLog("x", 10, "u", 0, quiet.append, clock=lambda: now[0])
+    off = ProgressLog("x", total=10, unit="u", interval=0, write=quiet.append, clock=lambda: now[0])
     off.update(5)
     off.close()
     assert quiet == []  # WM_PROGRESS_SECONDS=0: no lines at all

@@ -20,17 +20,43 @@ def test_stage_functions_end_to_end(tmp_path: Path) -> None:
     d = tmp_path
     collect.run(p, d / "e.h5", d / "c.json", track=True)
     tok = train_tokenizer.run(
-        p, d / "e.h5", d / "tok", d / "t.json", d / "t.tsv", d / "t.pt", track=True
+        p,
+        episodes=d / "e.h5",
+        out_dir=d / "tok",
+        metrics=d / "t.json",
+        curve=d / "t.tsv",
+        resume=d / "t.pt",
+        track=True,
     )
-    tokenize.run(p, d / "e.h5", d / "tok" / "model.pt", d / "l.h5", d / "z.json", track=True)
-    dyn = train_dynamics.run(
-        p, d / "l.h5", d / "dyn", d / "d.json", d / "d.tsv", d / "d.pt", track=True,
+    tokenize.run(
+        p,
+        episodes=d / "e.h5",
         tokenizer=d / "tok" / "model.pt",
-    )  # fmt: skip
+        out=d / "l.h5",
+        metrics=d / "z.json",
+        track=True,
+    )
+    dyn = train_dynamics.run(
+        p,
+        latents=d / "l.h5",
+        out_dir=d / "dyn",
+        metrics=d / "d.json",
+        curve=d / "d.tsv",
+        resume=d / "d.pt",
+        track=True,
+        tokenizer=d / "tok" / "model.pt",
+    )
     out = evaluate.run(
-        p, d / "e.h5", d / "tok" / "model.pt", d / "dyn" / "model.pt", d / "eval",
-        d / "v.json", d / "r.tsv", d / "s.tsv", track=True,
-    )  # fmt: skip
+        p,
+        episodes=d / "e.h5",
+        tokenizer=d / "tok" / "model.pt",
+        dynamics=d / "dyn" / "model.pt",
+        out_dir=d / "eval",
+        metrics=d / "v.json",
+        rollout_tsv=d / "r.tsv",
+        sweep_tsv=d / "s.tsv",
+        track=True,
+    )
     assert tok["val"]["psnr"] > 0 and dyn["val_rollout_latent_mse"] >= 0
     # headline / details / timings (worldmodel/results.py); one task: no per-task block
     headline = json.loads((d / "v.json").read_text())
@@ -63,9 +89,11 @@ def test_stage_functions_end_to_end(tmp_path: Path) -> None:
 
     def last_run(stage: str):
         (run,) = client.search_runs(
-            [exp.experiment_id], f"tags.stage = '{stage}'", order_by=["attributes.start_time DESC"],
+            [exp.experiment_id],
+            f"tags.stage = '{stage}'",
+            order_by=["attributes.start_time DESC"],
             max_results=1,
-        )  # fmt: skip
+        )
         return run
 
     for stage, out, data in (("train_tokenizer", "tok", "e.h5"), ("train_dynamics", "dyn", "l.h5")):

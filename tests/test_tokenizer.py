@@ -88,7 +88,7 @@ def test_bottleneck_is_bounded() -> None:
 
 
 def test_mask_fraction_statistics() -> None:
-    keep = random_keep(np.random.default_rng(0), 2000, 2, 256, 0.9)
+    keep = random_keep(np.random.default_rng(0), b=2000, t=2, n_patches=256, mask_max=0.9)
     dropped = 1 - keep.mean(axis=2)  # per frame
     assert abs(dropped.mean() - 0.45) < 0.01
     assert dropped.min() >= 0 and dropped.max() <= 0.9
@@ -132,11 +132,11 @@ def test_tiny_tokenizer_learns_and_does_not_collapse(synthetic_store: Path, tmp_
     params = parse_params(data)
     res = run(
         params,
-        synthetic_store,
-        tmp_path / "tok",
-        tmp_path / "m.json",
-        tmp_path / "c.tsv",
-        tmp_path / "resume.pt",
+        episodes=synthetic_store,
+        out_dir=tmp_path / "tok",
+        metrics=tmp_path / "m.json",
+        curve=tmp_path / "c.tsv",
+        resume=tmp_path / "resume.pt",
         track=False,
     )
     curve = (tmp_path / "c.tsv").read_text().splitlines()

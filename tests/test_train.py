@@ -80,11 +80,11 @@ CFG = TrainParams(
 def _trainer(tmp_path: Path, cfg: TrainParams = CFG, **kw) -> Trainer:
     return Trainer(
         ToyObjective(**kw),
-        toy_batches,
-        cfg,
-        tmp_path / "ck.pt",
-        ModelMeta("toy", {}, fingerprint="x"),
-        torch.device("cpu"),
+        make_batch=toy_batches,
+        cfg=cfg,
+        ckpt_path=tmp_path / "ck.pt",
+        meta=ModelMeta("toy", {}, fingerprint="x"),
+        device=torch.device("cpu"),
     )
 
 
@@ -108,11 +108,11 @@ def test_resume_ignores_other_fingerprint(tmp_path: Path) -> None:
     t.fit()
     other = Trainer(
         ToyObjective(),
-        toy_batches,
-        CFG,
-        tmp_path / "ck.pt",
-        ModelMeta("toy", {}, fingerprint="y"),
-        torch.device("cpu"),
+        make_batch=toy_batches,
+        cfg=CFG,
+        ckpt_path=tmp_path / "ck.pt",
+        meta=ModelMeta("toy", {}, fingerprint="y"),
+        device=torch.device("cpu"),
     )
     assert not other.try_resume() and other.step == 0
 
@@ -189,7 +189,12 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
     single = Trainer(
-        ToyObjective(), toy_batches, CFG, None, ModelMeta("toy", {}), torch.device("cpu")
+        ToyObjective(),
+        make_batch=toy_batches,
+        cfg=CFG,
+        ckpt_path=None,
+        meta=ModelMeta("toy", {}),
+        device=torch.device("cpu"),
     )
     single.fit()
     script = tmp_path / "ddp.py"

@@ -282,8 +282,10 @@ def read_experiments(
         if rev is None:
             probe = subprocess.run(
                 ["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
-                cwd=repo, capture_output=True, text=True,
-            )  # fmt: skip
+                cwd=repo,
+                capture_output=True,
+                text=True,
+            )
             if probe.returncode != 0:
                 unknown.append(name)
                 continue

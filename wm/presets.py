@@ -69,7 +69,7 @@ def apply_preset(name: str, params_path: str | Path = "params.yaml") -> tuple[Pa
     if doc is None:
         doc = rt.load("{}")
     changes: list[str] = []
-    _sync(doc, target, Params().model_dump(), "", changes)
+    _sync(doc, target=target, default=Params().model_dump(), prefix="", changes=changes)
     text = _dump(rt, doc)
     if parse_params(yaml.safe_load(text), source=str(params_path)).model_dump() != target:
         raise ParamsError(f"{params_path}: could not write preset {name} (file left unchanged)")
@@ -108,10 +108,10 @@ def _sync(
         if isinstance(value, dict):
             base = default.get(key) or {}
             if key in node and isinstance(node[key], dict):
-                _sync(node[key], value, base, f"{name}.", changes)
+                _sync(node[key], target=value, default=base, prefix=f"{name}.", changes=changes)
             elif value != base:
                 node[key] = CommentedMap()
-                _sync(node[key], value, base, f"{name}.", changes)
+                _sync(node[key], target=value, default=base, prefix=f"{name}.", changes=changes)
             continue
         present = key in node
         old = node[key] if present else default.get(key)

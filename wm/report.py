@@ -166,9 +166,11 @@ def dvc_plots(repo: Path, revs: list[str], scratch: Path) -> dict[str, list[dict
     for targets, required in ((charts, True), (images, False)):
         if not targets:
             continue
-        cmd = ["dvc", "plots", "show", *targets] if not revs else [
-            "dvc", "plots", "diff", *revs, "--targets", *targets
-        ]  # fmt: skip
+        cmd = (
+            ["dvc", "plots", "show", *targets]
+            if not revs
+            else ["dvc", "plots", "diff", *revs, "--targets", *targets]
+        )
         res = subprocess.run(
             [*cmd, "--json", "-o", str(scratch)], cwd=repo, capture_output=True, text=True
         )

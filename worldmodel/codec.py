@@ -83,10 +83,18 @@ def encode_store(
     shape = (model.cfg.latent_tokens, model.cfg.latent_dim)
     total, sq, count, done = 0.0, 0.0, 0, 0
     with atomic_path(out) as tmp:
-        writer = LatentWriter(tmp, store.f, store.starts, shape, attrs)
+        writer = LatentWriter(
+            tmp, source=store.f, starts=store.starts, latent_shape=shape, attrs=attrs
+        )
         try:
             for e in range(store.num_episodes):
-                z = encode_episode(model, store.read(e).frames, clip_frames, device, batch)
+                z = encode_episode(
+                    model,
+                    frames=store.read(e).frames,
+                    clip_frames=clip_frames,
+                    device=device,
+                    batch=batch,
+                )
                 writer.write(e, z)
                 total += float(z.sum())
                 sq += float((z.astype(np.float64) ** 2).sum())

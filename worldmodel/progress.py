@@ -89,7 +89,11 @@ def progress_bar(description: str, total: int, unit: str) -> Iterator:
     """
     if not console.is_terminal:
         log = ProgressLog(
-            description, total, unit, log_interval(), lambda s: console.print(s, highlight=False)
+            description,
+            total=total,
+            unit=unit,
+            interval=log_interval(),
+            write=lambda s: console.print(s, highlight=False),
         )
         yield log.update
         log.close()

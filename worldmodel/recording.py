@@ -60,12 +60,26 @@ def record_episode(env: Env, params: Params, job: Job) -> Episode:
     for t in range(1, n):
         actions[t] = policy.act()
         frames[t], rewards[t], discounts[t] = env.step(actions[t])
-    return Episode(job.task, job.seed, frames, actions, rewards, discounts)
+    return Episode(
+        job.task,
+        seed=job.seed,
+        frames=frames,
+        actions=actions,
+        rewards=rewards,
+        discounts=discounts,
+    )
 
 
 def _env_for(params: Params, task: str) -> Env:
     c, s = params.collect, params.collect.settings(task)
-    return make_env(task, c.image_size, s.camera, s.action_repeat, c.shadows, c.reflections)
+    return make_env(
+        task,
+        image_size=c.image_size,
+        camera=s.camera,
+        action_repeat=s.action_repeat,
+        shadows=c.shadows,
+        reflections=c.reflections,
+    )
 
 
 # Per-process state of pool workers (spawned, so nothing leaks between runs).
@@ -101,13 +115,13 @@ def describe_tasks(params: Params) -> list[TaskInfo]:
         infos.append(
             TaskInfo(
                 task,
-                spec.dim,
-                spec.low.tolist(),
-                spec.high.tolist(),
-                env.control_timestep,
-                s.action_repeat,
-                camera,
-            )  # fmt: skip
+                action_dim=spec.dim,
+                action_low=spec.low.tolist(),
+                action_high=spec.high.tolist(),
+                control_timestep=env.control_timestep,
+                action_repeat=s.action_repeat,
+                camera=camera,
+            )
         )
     return infos
 

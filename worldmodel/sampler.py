@@ -182,17 +182,23 @@ def _rollout_kv_cached(
 
     cache = f.new_kv_cache(window)
     for i in range(max(0, c - (window - 1)), c):  # the context frames the window holds
-        f.kv_cached_step(cache, past[i], full(tau_ctx), full(label_d), actions[:, i], commit=True)
+        f.kv_cached_step(
+            cache, z=past[i], tau=full(tau_ctx), d=full(label_d), action=actions[:, i], commit=True
+        )
     out = []
     for h in range(horizon):
         t = c + h
 
         def predict(z: torch.Tensor, tau: float, t: int = t) -> torch.Tensor:
-            return f.kv_cached_step(cache, z, full(tau), full(d), actions[:, t], commit=False)
+            return f.kv_cached_step(
+                cache, z=z, tau=full(tau), d=full(d), action=actions[:, t], commit=False
+            )
 
         z = shortcut_steps(predict, noise_like(past[0]), steps)
         out.append(z)
         seen = z if truth is None else truth[:, h]
         zc = corrupt(seen, tau_ctx, noise_like(seen))
-        f.kv_cached_step(cache, zc, full(tau_ctx), full(label_d), actions[:, t], commit=True)
+        f.kv_cached_step(
+            cache, z=zc, tau=full(tau_ctx), d=full(label_d), action=actions[:, t], commit=True
+        )
     return torch.stack(out, dim=1)

@@ -214,9 +214,12 @@ def record_model(
     md5 = file_md5(model_file)
     tracker.log_artifact(model_file, "model")
     note = LOADER_NOTE.format(
-        kind=kind, cls=kind.capitalize(), stage=stage, md5=md5,
+        kind=kind,
+        cls=kind.capitalize(),
+        stage=stage,
+        md5=md5,
         out=model_file.parent,
-    )  # fmt: skip
+    )
     tracker.client.log_text(tracker.run_id, note, "model/LOADING.txt")
     tracker.set_tag("model_md5", md5)
     tracker.set_tag("model_path", str(model_file))
@@ -236,9 +239,11 @@ def runs_of_models(tracker: Tracker, model_files: dict[str, Path]) -> dict[str, 
         md5 = file_md5(path)
         tracker.set_tag(f"{name}_md5", md5)
         runs = tracker.client.search_runs(
-            [exp_id], filter_string=f"tags.model_md5 = '{md5}' and attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"], max_results=1,
-        )  # fmt: skip
+            [exp_id],
+            filter_string=f"tags.model_md5 = '{md5}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
         if runs:
             found[name] = runs[0].info.run_id
             tracker.set_tag(f"{name}_run", runs[0].info.run_id)

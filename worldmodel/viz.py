@@ -158,8 +158,15 @@ def rollout_media(
         a.set_xticks(ks, [str(k) for k in ks])
         a.minorticks_off()
         a.axvline(steps, color="grey", ls="--", lw=1)
-        a.annotate(f"K = {steps} (evaluate.steps)", (steps, 1.0), xycoords=("data", "axes fraction"),
-                   xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")  # fmt: skip
+        a.annotate(
+            f"K = {steps} (evaluate.steps)",
+            (steps, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -12),
+            textcoords="offset points",
+            fontsize=8,
+            color="grey",
+        )
         a.set(xlabel="sampler steps K", ylabel=ylabel, title=f"Sampler sweep: {title}")
         a.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         a.grid(alpha=0.3)
@@ -179,12 +186,18 @@ def rollout_media(
             shown = context + horizon
             cols = [f"c{j + 1}" for j in range(context)] + [f"h{j + 1}" for j in range(horizon)]
             strip = labelled_grid(
-                [truth[:shown], model[:shown], repeat[:shown]], labels, cols, context,
-                f"{task}, test window {i}: {context} context frames, then a rollout of "
+                [truth[:shown], model[:shown], repeat[:shown]],
+                row_labels=labels,
+                col_labels=cols,
+                mark_after=context,
+                title=f"{task}, test window {i}: {context} context frames, then a rollout of "
                 f"{horizon} (K = {steps})",
-            )  # fmt: skip
+            )
             iio.imwrite(out / f"{name}_strip.png", strip)
-            write_gif(out / f"{name}.gif", _gif_frames(truth, model, repeat, context, labels))
+            write_gif(
+                out / f"{name}.gif",
+                _gif_frames(truth, model=model, repeat=repeat, context=context, labels=labels),
+            )
 
 
 def _gif_frames(
@@ -219,7 +232,9 @@ def sweep_frames_figure(path: Path, frames: dict[str, Any], horizon: int, task: 
     names = list(frames)
     n = len(frames[names[0]])
     grid = labelled_grid(
-        [_to_uint8(frames[k]) for k in names], names, [f"window {i + 1}" for i in range(n)],
+        [_to_uint8(frames[k]) for k in names],
+        names,
+        [f"window {i + 1}" for i in range(n)],
         title=f"{task}: the frame at h = {horizon} per sampler K, {n} test windows",
-    )  # fmt: skip
+    )
     iio.imwrite(path, grid)

@@ -139,8 +139,8 @@ def spread_windows(
         actions.append(ep.actions)
     return PixelWindows(
         task,
-        np.stack(frames),
-        np.stack(actions),
-        np.array([e for e, _ in chosen]),
-        np.array([s for _, s in chosen]),
+        frames=np.stack(frames),
+        actions=np.stack(actions),
+        episodes=np.array([e for e, _ in chosen]),
+        starts=np.array([s for _, s in chosen]),
     )

@@ -91,10 +91,12 @@ def evaluate_store(
     windows = {
         task: (
             heldout_windows(store, task, e.context + e.horizon, e.windows, split=split),
-            heldout_windows(store, task, e.context + e.extended_horizon, e.extended_windows, split=split),
+            heldout_windows(
+                store, task, e.context + e.extended_horizon, e.extended_windows, split=split
+            ),
         )
         for task in store.tasks
-    }  # fmt: skip
+    }
     w0 = heldout_windows(
         store, store.tasks[0], e.context + e.sweep_horizon, e.sweep_windows, split=split
     )
@@ -126,7 +128,9 @@ def evaluate_store(
         log(f"{task}: {len(wx.frames)} {split} windows x {e.context} + {e.extended_horizon} frames")
         extended = ev.run(wx, e.extended_horizon, e.steps)
         media.append((task, wx, ev.last_pixels))
-        per_task[task] = summarize(scores, e.horizon, e.sweep_at, w.episodes, ev.seed)
+        per_task[task] = summarize(
+            scores, horizon=e.horizon, at=e.sweep_at, clusters=w.episodes, seed=ev.seed
+        )
         per_task[task]["moving_pixel_fraction"] = round(float(moving[task].mean()), 4)
         per_task[task].update(extended_summary(extended, wx.episodes, ev.seed))
         for part, sc, eps in (
@@ -144,7 +148,7 @@ def evaluate_store(
         return merged, np.concatenate(clusters[part])
 
     scores, episodes = pool("headline")
-    overall = summarize(scores, e.horizon, e.sweep_at, episodes, ev.seed)
+    overall = summarize(scores, horizon=e.horizon, at=e.sweep_at, clusters=episodes, seed=ev.seed)
     overall["moving_pixel_fraction"] = round(float(np.concatenate(list(moving.values())).mean()), 4)
     overall.update(extended_summary(*pool("extended"), ev.seed))
 
@@ -153,7 +157,14 @@ def evaluate_store(
     for row in sweep:  # the K the headline rollouts use, marked in the sweep's charts
         row["default_k"] = int(row["k"] == e.steps)
     overall.update(
-        sampler_headline(sweep, sweep_psnr, e.sweep_horizon, e.sweep_at, w0.episodes, ev.seed)
+        sampler_headline(
+            sweep,
+            per_window_psnr=sweep_psnr,
+            sweep_horizon=e.sweep_horizon,
+            at=e.sweep_at,
+            clusters=w0.episodes,
+            seed=ev.seed,
+        )
     )
     overall.update(
         {
@@ -166,4 +177,6 @@ def evaluate_store(
     ev.on_rollout = None
     summary = {"overall": overall, "tasks": per_task, "sampler_sweep": sweep}
     rows = rollout_rows(scores, episodes, ev.seed)
-    return EvaluationReport(summary, rows, sweep, media, ev.last_sweep_frames)
+    return EvaluationReport(
+        summary, rows=rows, sweep=sweep, media=media, sweep_frames=ev.last_sweep_frames
+    )

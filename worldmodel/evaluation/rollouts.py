@@ -81,9 +81,17 @@ class Evaluator:
         dp = dyn_meta.params.dynamics
         clip_frames = tok_meta.params.tokenizer.clip_frames
         return cls(
-            tokenizer, dynamics, e.context, dp.tau_ctx, dp.long_seq_len, clip_frames, device,
-            lpips, seed, e.batch_size,
-        )  # fmt: skip
+            tokenizer,
+            dynamics=dynamics,
+            context=e.context,
+            tau_ctx=dp.tau_ctx,
+            window=dp.long_seq_len,
+            clip_frames=clip_frames,
+            device=device,
+            lpips=lpips,
+            seed=seed,
+            batch=e.batch_size,
+        )
 
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """Latents ``(N, T, L, C)`` of uint8 windows, each encoded causally from its start."""
@@ -124,17 +132,17 @@ class Evaluator:
             out.append(
                 rollout(
                     self.dyn,
-                    zi[:, : self.c],
-                    actions[i : i + self.batch, : self.c + horizon],
-                    horizon,
-                    steps,
-                    self.tau_ctx,
-                    self.window,
-                    g,
-                    self.context_d,
+                    context=zi[:, : self.c],
+                    actions=actions[i : i + self.batch, : self.c + horizon],
+                    horizon=horizon,
+                    steps=steps,
+                    tau_ctx=self.tau_ctx,
+                    window=self.window,
+                    generator=g,
+                    context_d=self.context_d,
                     kv_cache=self.kv_cache,
                     truth=truth,
-                )  # fmt: skip
+                )
             )
             if self.on_rollout is not None:
                 self.on_rollout(len(zi) * steps)

@@ -128,7 +128,14 @@ class DynamicsObjective(nn.Module):
 
     def forward(self, b: DynamicsBatch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         res = shortcut_loss(
-            self.model, b.z1, b.z0, b.tau, b.d, b.actions, self.model.cfg.k_max, b.isolated
+            self.model,
+            z1=b.z1,
+            z0=b.z0,
+            tau=b.tau,
+            d=b.d,
+            actions=b.actions,
+            k_max=self.model.cfg.k_max,
+            isolated=b.isolated,
         )
         terms = {"shortcut": res.total}
         logs = {"per_sample": res.per_sample, "window_frames": torch.tensor(float(b.z1.shape[1]))}
@@ -159,7 +166,15 @@ def rollout_check(
     c = p.eval_context
     g = torch.Generator().manual_seed(seed)
     pred = rollout(
-        model, z[:, :c], a, z.shape[1] - c, p.eval_steps, p.tau_ctx, p.long_seq_len, g, 1 / p.k_max
+        model,
+        context=z[:, :c],
+        actions=a,
+        horizon=z.shape[1] - c,
+        steps=p.eval_steps,
+        tau_ctx=p.tau_ctx,
+        window=p.long_seq_len,
+        generator=g,
+        context_d=1 / p.k_max,
     )
     truth = z[:, c:]
     repeat = z[:, c - 1 : c].expand_as(truth)
@@ -177,7 +192,7 @@ def final_check(
     Returns ``(metrics, {})`` (no files beside the weights) for
     :func:`worldmodel.training.stage.fit_and_save`.
     """
-    check = rollout_check(model, windows, p, device, seed)
+    check = rollout_check(model, windows=windows, p=p, device=device, seed=seed)
     model_mse, repeat_mse = check["val/rollout_latent_mse"], check["val/repeat_last_latent_mse"]
     return {
         "val_latent_gain_db": latent_gain_db(model_mse, repeat_mse),

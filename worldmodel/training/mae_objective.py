@@ -83,7 +83,9 @@ class TokenizerBatches:
             )
         rng = np.random.default_rng(derive_seed(self.params.base.seed, "tokenizer-batch", step))
         frames = self.clips.sample(rng, n)
-        keep = random_keep(rng, n, p.clip_frames, self.n_patches, mask_max_at(step, p))
+        keep = random_keep(
+            rng, b=n, t=p.clip_frames, n_patches=self.n_patches, mask_max=mask_max_at(step, p)
+        )
         sl = slice(rank * n // world, (rank + 1) * n // world)
         return TokenizerBatch(torch.from_numpy(frames[sl]), torch.from_numpy(keep[sl]))
 
@@ -235,7 +237,9 @@ def final_check(
     import imageio.v3 as iio
 
     t0 = time.perf_counter()
-    val = evaluate_reconstruction(model, val_clips, p.eval_clips, device, lpips)
+    val = evaluate_reconstruction(
+        model, clips=val_clips, n=p.eval_clips, device=device, lpips=lpips
+    )
     n = val.pop("clips")
     fps = n * p.clip_frames / (time.perf_counter() - t0)
     grid = sample_grid(model, val_clips, device)

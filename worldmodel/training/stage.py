@@ -135,7 +135,7 @@ def fit_and_save(
         The metrics (empty on ranks other than 0): ``finish``'s, the final losses, and
         ``train_seconds``, ``train_steps_per_s``, ``params_millions``.
     """
-    seconds = fit(stage, trainer, tracker, describe, render)
+    seconds = fit(stage, trainer=trainer, tracker=tracker, describe=describe, render=render)
     if trainer.rank != 0:
         return {}
     final = trainer.eval_model()
@@ -159,6 +159,12 @@ def fit_and_save(
         tracker.log_metrics(result, trainer.step)
         for name in extra_files:
             tracker.log_artifact(outputs.out_dir / name, Path(name).stem)
-        record_model(tracker, outputs.out_dir / MODEL_FILE, final.KIND, stage, inputs)
+        record_model(
+            tracker,
+            model_file=outputs.out_dir / MODEL_FILE,
+            kind=final.KIND,
+            stage=stage,
+            inputs=inputs,
+        )
     outputs.resume.unlink(missing_ok=True)
     return result
