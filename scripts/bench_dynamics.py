@@ -30,8 +30,7 @@ headline numbers, computed by the same code:
   latents plus the model's own error at half and a quarter of its size, and plus i.i.d.
   noise of the same MSE: whether the loss comes from the error's size or its direction.
 
-SIGNAL-LEVEL CONVENTION: ``tau = 1`` is clean, ``tau = 0`` pure noise (worldmodel/forcing.py);
-context frames are corrupted to ``dynamics.tau_ctx`` as in the evaluate stage.
+Context frames are corrupted to ``dynamics.tau_ctx`` as in the evaluate stage.
 
 ``--save PATH`` writes the trained model (the weights the evaluation used: the EMA where
 ``dynamics.train.ema_decay`` > 0). ``--model PATH`` trains nothing: it scores that model

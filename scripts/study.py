@@ -1,6 +1,6 @@
 """Recipe study: arms x seeds on the validation split, with paired CIs.
 
-    python scripts/study.py --arm base= --arm regime=dynamics.inference_regime_fraction=0.25
+    python scripts/study.py --arm base= --arm ema=dynamics.train.ema_decay=0.99
     python scripts/study.py --seeds 3 --arm base= \\
         --arm boot50=dynamics.bootstrap_fraction=0.5 --out study.tsv
     python scripts/study.py --arm base= --save-models /tmp/models      # keep them, then

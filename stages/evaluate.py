@@ -6,7 +6,7 @@
 Writes ``metrics/evaluate.json`` (headline numbers for `dvc metrics diff`),
 ``metrics/rollout.tsv`` (per horizon step, one column per method and metric, for
 `dvc plots`), ``metrics/sampler_sweep.tsv`` and, under ``data/eval/``, PNG plots, GIFs
-and strips (context | truth | model | repeat-last). Signal level: tau = 1 is clean.
+and strips (context | truth | model | repeat-last).
 """
 
 from __future__ import annotations

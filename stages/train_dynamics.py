@@ -3,7 +3,6 @@
     python -m stages.train_dynamics                           # as dvc.yaml runs it
     torchrun --nproc_per_node 2 -m stages.train_dynamics      # several processes / GPUs
 
-Signal level convention: tau = 1 is clean, tau = 0 is pure noise (worldmodel/forcing.py).
 A killed run resumes from ``data/.resume/train_dynamics.pt`` when rerun.
 """
 

@@ -185,15 +185,15 @@ def test_params_markdown_documents_every_field() -> None:
     assert "| `collect.workers` | int | `2` |" in md
 
 
-def test_readme_params_reference_is_current() -> None:
+def test_params_reference_is_current() -> None:
     from wm.params_doc import replace_params_section
 
-    text = (REPO / "README.md").read_text()
-    assert replace_params_section(text) == text, "run `wm params-doc --write README.md`"
+    text = (REPO / "docs" / "params.md").read_text()
+    assert replace_params_section(text) == text, "run `wm params-doc --write docs/params.md`"
 
 
 def test_documented_defaults_are_the_default_params_file() -> None:
-    """README's `default` column (pydantic defaults) is what params.yaml runs."""
+    """The reference's `default` column (pydantic defaults) is what params.yaml runs."""
     from worldmodel.config import Params
 
     assert Params() == load_params(REPO / "params.yaml")
@@ -235,14 +235,14 @@ def test_unknown_task_names_are_refused_with_the_list_hint() -> None:
     assert "reacher-easy episodes hold at most 251 frames at action_repeat 4" in msg
 
 
-def test_conventions_table_in_readme_is_current() -> None:
+def test_conventions_table_in_the_docs_is_current() -> None:
     from worldmodel.tasks import conventions_markdown
 
-    assert conventions_markdown() in (REPO / "README.md").read_text()
+    assert conventions_markdown() in (REPO / "docs" / "pipeline.md").read_text()
 
 
 def test_context_level_above_the_trained_grid_is_refused() -> None:
-    """Signal level: tau = 1 is clean, 0 pure noise; training draws tau on 0 .. 1 - 1/k_max."""
+    """Training draws tau on 0 .. 1 - 1/k_max; a context level above it is refused."""
     msg = _err({"dynamics": {"tau_ctx": 1.0}})
     assert "`dynamics.tau_ctx`" in msg and "1 - 1/k_max = 0.984375" in msg
     assert "never-trained" in msg

@@ -128,7 +128,7 @@ def test_full_dag_exactness_remote_and_mlflow(
     res = _sh([dvc, "repro"], repo, env).stdout
     assert set(re.findall(r"Running stage '([^']+)'", res)) == {"evaluate"}
     data = yaml.safe_load(original)
-    data["dynamics"]["tau_ctx"] = 0.7  # context signal level (tau = 1 clean, 0 pure noise)
+    data["dynamics"]["tau_ctx"] = 0.7  # the context's signal level
     (repo / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     res = _sh([dvc, "repro"], repo, env).stdout
     assert set(re.findall(r"Running stage '([^']+)'", res)) == {"train_dynamics", "evaluate"}

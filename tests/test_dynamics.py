@@ -304,36 +304,3 @@ def test_toy_problem_few_steps_match_many_steps() -> None:
     assert psnr[4] >= psnr[16] - 1.0, psnr
     assert min(psnr[k] for k in (4, 8, 16)) >= psnr[2] - 0.5, psnr
     assert psnr[16] > 20, psnr
-
-
-def test_inference_regime_windows_put_the_past_at_the_context_level() -> None:
-    """With `inference_regime_fraction`, some training windows look like a rollout step:
-    every frame but the newest at tau_ctx with d = d_min; 0 leaves the batches unchanged."""
-    from types import SimpleNamespace
-
-    from tests.conftest import tiny_params
-    from worldmodel.training.forcing_objective import DynamicsBatches
-
-    class Windows:
-        length, starts = 6, np.arange(10)
-
-        def get(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return np.zeros((len(idx), 6, 4, 4), np.float32), np.zeros((len(idx), 6, 2), np.float32)
-
-    def batch(fraction: float) -> SimpleNamespace:
-        params = tiny_params()
-        dyn = params.dynamics.model_copy(
-            update={"inference_regime_fraction": fraction, "long_every": 0, "tau_ctx": 0.75}
-        )
-        params = params.model_copy(update={"dynamics": dyn})
-        b = DynamicsBatches.__new__(DynamicsBatches)
-        b.params, b.short, b.long = params, Windows(), None
-        return b(0)
-
-    off, on, half = batch(0.0), batch(1.0), batch(0.5)
-    k_max = tiny_params().dynamics.k_max
-    assert (on.tau[:, :-1] == 0.75).all() and (on.d[:, :-1] == 1 / k_max).all()
-    assert torch.equal(on.tau[:, -1], off.tau[:, -1]) and torch.equal(on.z0, off.z0)
-    assert not (off.tau[:, :-1] == 0.75).all()
-    regime = (half.tau[:, :-1] == 0.75).all(1)
-    assert 0 < regime.sum() < len(regime)  # a fraction of the windows

@@ -370,7 +370,7 @@ def test_bench_dynamics_reports_the_targets(
 def test_bench_tokenizer_and_action_effect_run(
     pipeline: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    """The other benchmark scripts the README quotes still run on the current params."""
+    """The other benchmark scripts run on the current params and print their tables."""
     import sys
 
     d, _ = pipeline

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from tests.conftest import REPO
 
@@ -23,10 +24,27 @@ def test_no_tracked_file_refers_outside_the_repository() -> None:
     assert not offenders, f"files that refer to {needle}: {offenders}"
 
 
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's heading anchors of a Markdown file."""
+    import re
+
+    out, fence = set(), False
+    for line in doc.read_text().splitlines():
+        fence ^= line.startswith("```")
+        if not fence and line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            out.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return out
+
+
 def test_docs_links_resolve() -> None:
-    """Every relative Markdown link in README.md and docs/ points at a file that exists."""
+    """Every relative Markdown link in README.md and docs/ points at a file that exists,
+    and at a heading of it when it names one."""
     import re
 
     for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
-        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
-            assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
+        for target, anchor in re.findall(r"\]\(([^)#:]*)(?:#([^)]*))?\)", doc.read_text()):
+            path = (doc.parent / target) if target else doc
+            assert path.exists(), f"{doc.name} links to missing {target}"
+            if anchor and path.suffix == ".md":
+                assert anchor in _anchors(path), f"{doc.name} links to missing {target}#{anchor}"

@@ -267,6 +267,25 @@ def experiment_revs(repo: Path) -> dict[str, str]:
     return found
 
 
+# Knobs this code no longer has, each with the value at which an older run behaved as
+# today's code does: such a run compares with today's; any other value keeps it apart.
+REMOVED_KNOBS: dict[str, Any] = {"dynamics.inference_regime_fraction": 0.0}
+
+
+def params_of_revision(raw: dict[str, Any] | None, source: str) -> dict[str, Any]:
+    """Flat, validated params of a revision's params.yaml, knobs since removed included
+    only where they changed behaviour (:data:`REMOVED_KNOBS`)."""
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in (raw or {}).items()}
+    removed = {}
+    for key, same in REMOVED_KNOBS.items():
+        section, name = key.split(".", 1)
+        if isinstance(raw.get(section), dict) and name in raw[section]:
+            value = raw[section].pop(name)
+            if value != same:
+                removed[key] = value
+    return {**flatten(parse_params(raw, source)), **removed}
+
+
 def read_experiments(
     names: list[str], repo: Path, files: list[str] | None = None
 ) -> list[Experiment]:
@@ -291,7 +310,7 @@ def read_experiments(
                 continue
             rev = probe.stdout.strip()
         raw = yaml.safe_load(_git(repo, "show", f"{rev}:params.yaml"))
-        params = flatten(parse_params(raw, f"{name}:params.yaml"))
+        params = params_of_revision(raw, f"{name}:params.yaml")
         metrics = {}
         for f in files:
             try:

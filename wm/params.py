@@ -56,7 +56,7 @@ def preset_help() -> str:
 
 def params_doc(
     write: Path = typer.Option(
-        None, help="Replace the table between the params markers of this file (README.md)."
+        None, help="Replace the table between the params markers of this file (docs/params.md)."
     ),
 ) -> None:
     """Print the params reference as a Markdown table (from the field descriptions)."""

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from worldmodel.data.splits import split_sizes
+from worldmodel.models.sizes import DYNAMICS_SIZES, TOKENIZER_SIZES
 from worldmodel.tasks import ALL_TASK_NAMES, default_action_repeat, default_camera, max_frames
 
 
@@ -98,6 +99,13 @@ def _check_task_name(name: str, where: str = "") -> None:
         )
 
 
+def _preset_name(name: str, presets: dict[str, Any]) -> str:
+    """``name`` when it is one of a model's size ``presets``, else a clear error."""
+    if name not in presets:
+        raise ValueError(f"unknown size {name!r}; expected one of {', '.join(presets)}")
+    return name
+
+
 class CollectParams(_Section):
     """The `collect` stage: which tasks to record and how."""
 
@@ -118,8 +126,8 @@ class CollectParams(_Section):
         gt=0,
         description=(
             "Simulator steps per recorded frame (the action is repeated), for every task; "
-            "null: each task's convention (README table: 8 cartpole, 4 reacher, cheetah "
-            "and ball_in_cup, 2 otherwise)."
+            "null: each task's convention (8 cartpole, 4 reacher, cheetah and ball_in_cup, "
+            "2 otherwise; `wm tasks`)."
         ),
     )
     image_size: int = Field(64, ge=8, le=1024, description="Square frame side, pixels.")
@@ -213,7 +221,7 @@ class CollectParams(_Section):
 
 
 class TrainParams(_Section):
-    """Optimisation settings of a training stage (the generic trainer, worldmodel/train.py)."""
+    """Optimisation settings of a training stage (the generic trainer, worldmodel/training/trainer.py)."""
 
     steps: int = Field(1000, gt=0, description="Optimisation steps.")
     batch_size: int = Field(32, gt=0, description="Samples per step, summed over all processes.")
@@ -237,8 +245,11 @@ class TrainParams(_Section):
 class TokenizerParams(_Section):
     """The `train_tokenizer` stage: masked-autoencoder video tokenizer."""
 
-    size: Literal["tiny", "small", "base", "large"] = Field(
-        "tiny", description="Transformer size preset (worldmodel/models/tokenizer.py PRESETS)."
+    size: str = Field(
+        "tiny",
+        description="Model size by name: "
+        + ", ".join(f"`{n}`" for n in TOKENIZER_SIZES)
+        + " (worldmodel/models/sizes.py).",
     )
     patch_size: int = Field(8, gt=0, description="Square patch side, pixels; divides the frame.")
     latent_tokens: int = Field(16, gt=0, description="Latent tokens per frame.")
@@ -251,10 +262,9 @@ class TokenizerParams(_Section):
         ge=0,
         lt=1,
         description=(
-            "MAE: each frame drops a fraction p ~ U(0, mask_max) of patches. The GPU tiers use "
-            "DreamerV4's 0.9; on the CPU budget 0.9 was measured to cost ~3 dB of PSNR. 0.1 "
-            "(with an EMA) reconstructs 1.6 dB better than 0.3 but its latents make a world "
-            "model no better (README, tokenizer study)."
+            "MAE: each training frame drops a fraction p ~ U(0, mask_max) of its patches "
+            "(replaced by a learned mask token); 0 trains a plain autoencoder. DreamerV4 "
+            "uses 0.9."
         ),
     )
     mask_warmup_steps: int = Field(
@@ -282,6 +292,12 @@ class TokenizerParams(_Section):
         description="Fraction of each frame's pixels the hard-pixel term averages.",
     )
     eval_clips: int = Field(64, gt=0, description="Held-out clips for the final metrics.")
+
+    @field_validator("size")
+    @classmethod
+    def _tokenizer_size(cls, v: str) -> str:
+        return _preset_name(v, TOKENIZER_SIZES)
+
     train: TrainParams = Field(
         default_factory=lambda: TrainParams(steps=2000, batch_size=16, lr=3e-3, warmup_steps=30),
         description="Optimisation.",
@@ -295,13 +311,13 @@ class TokenizeParams(_Section):
 
 
 class DynamicsParams(_Section):
-    """The `train_dynamics` stage: shortcut-forcing dynamics on tokenizer latents.
+    """The `train_dynamics` stage: shortcut-forcing dynamics on tokenizer latents."""
 
-    Signal level convention: tau = 1 is clean, tau = 0 is pure noise.
-    """
-
-    size: Literal["tiny", "small", "base", "large"] = Field(
-        "tiny", description="Transformer size preset (worldmodel/models/dynamics.py PRESETS)."
+    size: str = Field(
+        "tiny",
+        description="Model size by name: "
+        + ", ".join(f"`{n}`" for n in DYNAMICS_SIZES)
+        + " (worldmodel/models/sizes.py).",
     )
     width: int | None = Field(
         None,
@@ -352,16 +368,6 @@ class DynamicsParams(_Section):
         le=1,
         description="Fraction of samples whose frames draw d > d_min (bootstrap loss).",
     )
-    inference_regime_fraction: float = Field(
-        0.0,
-        ge=0,
-        le=1,
-        description=(
-            "Fraction of training windows laid out as a rollout sees them: every frame but "
-            "the last at the context level `tau_ctx` (d = d_min), the last at its own "
-            "(tau, d). Independent per-frame levels almost never produce that layout."
-        ),
-    )
     tau_ctx: float = Field(
         0.9,
         ge=0,
@@ -378,6 +384,11 @@ class DynamicsParams(_Section):
         default_factory=lambda: TrainParams(steps=2000, batch_size=16, lr=3e-3, warmup_steps=50),
         description="Optimisation.",
     )
+
+    @field_validator("size")
+    @classmethod
+    def _dynamics_size(cls, v: str) -> str:
+        return _preset_name(v, DYNAMICS_SIZES)
 
     @field_validator("k_max")
     @classmethod
@@ -424,10 +435,7 @@ class DynamicsParams(_Section):
 
 
 class EvaluateParams(_Section):
-    """The `evaluate` stage: rollouts on held-out episodes against baselines.
-
-    Signal level convention: tau = 1 is clean; context frames use `dynamics.tau_ctx`.
-    """
+    """The `evaluate` stage: rollouts on held-out episodes against baselines."""
 
     context: int = Field(4, gt=0, description="True context frames C before each rollout.")
     horizon: int = Field(16, gt=0, description="Horizon H of the headline per-step metrics.")
@@ -440,7 +448,7 @@ class EvaluateParams(_Section):
         description=(
             "Test windows of `context + horizon` frames per task for the headline numbers, "
             "spread evenly over the test episodes (an episode of T frames holds "
-            "T // (context + horizon)); sized for a 95% CI half-width of the gain of about 0.25 dB."
+            "T // (context + horizon)); more windows narrow the intervals."
         ),
     )
     extended_windows: int = Field(

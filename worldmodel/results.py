@@ -38,7 +38,7 @@ HEADLINE: dict[str, dict[str, str]] = {
     },
 }
 
-# what one sees in each headline column, for README and `wm exps`
+# what one sees in each headline column, for docs/metrics.md and `wm exps`
 HEADLINE_MEANING: dict[str, str] = {
     "episodes": "episodes recorded (all tasks, all splits)",
     "val_psnr_db": "tokenizer reconstruction PSNR on the val episodes (dB)",

@@ -119,7 +119,7 @@ def default_action_repeat(name: str) -> int:
 
 
 def conventions_markdown() -> str:
-    """README's table of the per-domain conventions (what null picks)."""
+    """The table of the per-domain conventions (what null picks), as docs/pipeline.md has it."""
     domains = sorted({d for d, _ in DMC_TASKS})
     rows = ["| domain | action_repeat | camera |", "|---|---|---|"]
     for d in domains:

@@ -5,8 +5,6 @@
 - :mod:`worldmodel.evaluation.summary`: headline numbers and per-horizon rows;
 - :func:`evaluate_store` (here): every task of an episode store, pooled and per task,
   plus the sampler sweep, as the `evaluate` stage writes it.
-
-SIGNAL-LEVEL CONVENTION: ``tau = 1`` clean, ``tau = 0`` pure noise (worldmodel/forcing.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Autoregressive rollouts on held-out episodes, in pixels, beside baselines.
 
-SIGNAL-LEVEL CONVENTION: ``tau = 1`` clean, ``tau = 0`` pure noise; context frames are
-corrupted to ``tau_ctx`` (see worldmodel/sampler.py).
+Context frames are corrupted to ``tau_ctx`` as the sampler does (``worldmodel/sampler.py``).
 
 Windows come from held-out episodes only (the split is by whole episode, made at
 collection; see worldmodel/data/windows.py). Every method is scored on the same windows, per horizon step ``h``

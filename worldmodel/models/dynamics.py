@@ -32,13 +32,9 @@ from einops import rearrange
 from torch import nn
 
 from worldmodel.models.blocks import Block, KVCache, RMSNorm, rope_angles
+from worldmodel.models.sizes import DYNAMICS_SIZES
 
-PRESETS: dict[str, dict[str, int]] = {
-    "tiny": {"dim": 128, "heads": 4, "kv_heads": 2, "depth": 4},
-    "small": {"dim": 256, "heads": 8, "kv_heads": 4, "depth": 8},
-    "base": {"dim": 512, "heads": 8, "kv_heads": 4, "depth": 16},
-    "large": {"dim": 1024, "heads": 16, "kv_heads": 4, "depth": 24},
-}
+PRESETS = DYNAMICS_SIZES  # name -> width, heads, key/value heads, depth
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,9 @@ from einops import rearrange
 from torch import nn
 
 from worldmodel.models.blocks import Block, RMSNorm, rope_angles_nd
+from worldmodel.models.sizes import TOKENIZER_SIZES
 
-PRESETS: dict[str, dict[str, int]] = {
-    # name: transformer width, heads, encoder/decoder depth. `tiny` is for CPU and CI.
-    "tiny": {"dim": 128, "heads": 4, "enc_depth": 3, "dec_depth": 3},
-    "small": {"dim": 256, "heads": 8, "enc_depth": 6, "dec_depth": 6},
-    "base": {"dim": 512, "heads": 8, "enc_depth": 12, "dec_depth": 12},
-    "large": {"dim": 768, "heads": 12, "enc_depth": 16, "dec_depth": 16},
-}
+PRESETS = TOKENIZER_SIZES  # name -> width, heads, encoder/decoder depth
 
 
 @dataclass(frozen=True)

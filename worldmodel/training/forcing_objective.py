@@ -2,11 +2,11 @@
 
 Used by ``stages/train_dynamics.py`` and ``scripts/bench_dynamics.py``.
 
-SIGNAL-LEVEL CONVENTION: ``tau = 1`` clean, ``tau = 0`` pure noise (worldmodel/forcing.py).
+SIGNAL-LEVEL CONVENTION (docs/forcing.md): ``tau = 1`` clean, ``tau = 0`` pure noise.
 
 Every batch is a pure function of ``(base.seed, step)``: the windows, the per-frame
 ``(tau, d)``, the noise ``z0`` and which samples get bootstrap targets are drawn here, so
-resumed and multi-process runs are exact (see worldmodel/train.py).
+resumed and multi-process runs are exact (see worldmodel/training/trainer.py).
 """
 
 from __future__ import annotations
@@ -105,11 +105,6 @@ class DynamicsBatches:
         isolated = np.zeros(n, bool)
         if p.single_frame_fraction > 0:  # drawn last: the other draws do not depend on it
             isolated = rng.random(n) < p.single_frame_fraction
-        if p.inference_regime_fraction > 0:  # drawn after the others: 0 = the same batches
-            # as a rollout sees it: the past at the context level, the newest frame noisy
-            regime = rng.random(n) < p.inference_regime_fraction
-            tau[regime, :-1] = p.tau_ctx
-            d[regime, :-1] = 1.0 / p.k_max
         sl = slice(rank * n // world, (rank + 1) * n // world)
         return DynamicsBatch(
             *(
