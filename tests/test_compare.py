@@ -113,3 +113,16 @@ def test_a_shared_model_is_compared_with_each_tasks_own_model() -> None:
         assert "left out: tokenizer val (dB)" in section
     # one task's runs alone keep every number
     assert "| tokenizer val (dB) | 31.00 |" in compare(exps[:3], head)
+
+
+def test_a_revision_with_a_removed_knob_is_still_read() -> None:
+    """An older params.yaml that sets a knob this code no longer has compares with
+    today's runs when the knob had its neutral value, and stays apart otherwise."""
+    from wm.compare import params_of_revision
+    from worldmodel.config import Params, flatten
+
+    today = flatten(Params())
+    neutral = {"dynamics": {"inference_regime_fraction": 0.0}}
+    assert params_of_revision(neutral, "old") == today
+    used = params_of_revision({"dynamics": {"inference_regime_fraction": 0.25}}, "old")
+    assert used == {**today, "dynamics.inference_regime_fraction": 0.25}

@@ -61,7 +61,7 @@ def test_experiments_table_shows_changed_params_and_headlines() -> None:
         }
 
     show = [
-        {"rev": "workspace", "data": data(0, 2.0)},
+        {"rev": "workspace", "data": data(0, 2.506)},  # a `dvc repro` changed the numbers
         {
             "rev": "abcdef0123",
             "name": "main",
@@ -74,9 +74,10 @@ def test_experiments_table_shows_changed_params_and_headlines() -> None:
     rows = experiments_table(show)
     header = rows[0]
     assert header[:2] == ["experiment", "changed params"] and "gain_db" in header
-    assert rows[1][:2] == ["main", "-"]
-    assert rows[2][:2] == ["  seed-1", "base.seed=1"]
-    assert rows[2][header.index("gain_db")] == "2.5"
+    assert rows[1][:2] == ["workspace", "-"] and rows[1][header.index("gain_db")] == "2.506"
+    assert rows[2][:2] == ["main", "-"] and rows[2][header.index("gain_db")] == "2"
+    assert rows[3][:2] == ["  seed-1", "base.seed=1"]
+    assert rows[3][header.index("gain_db")] == "2.5"
 
 
 @pytest.mark.slow

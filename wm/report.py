@@ -222,10 +222,11 @@ def read_headlines(repo: Path, revs: list[str]) -> dict[str, dict[str, Any]]:
 def experiments_table(exp_show: list[dict[str, Any]]) -> list[list[str]]:
     """Rows of ``wm exps``: per experiment, the params it changed and each stage's headline.
 
-    ``exp_show``: the output of ``dvc exp show --json``. Experiments are listed, indented,
-    under the commit they are based on, and their params compared with that commit's;
-    headline columns are those of
-    :data:`worldmodel.results.HEADLINE`.
+    ``exp_show``: the output of ``dvc exp show --json``. The workspace comes first (its
+    params compared with HEAD's), as ``dvc exp show`` lists it: after a ``dvc repro`` that
+    changed the numbers it holds them before any commit does. Experiments are listed,
+    indented, under the commit they are based on, and their params compared with that
+    commit's; headline columns are those of :data:`worldmodel.results.HEADLINE`.
     """
     from worldmodel.config import flatten
     from worldmodel.results import HEADLINE
@@ -242,8 +243,16 @@ def experiments_table(exp_show: list[dict[str, Any]]) -> list[list[str]]:
     def params(data: dict[str, Any]) -> dict[str, Any]:
         return flatten((data.get("params") or {}).get("params.yaml", {}).get("data") or {})
 
+    head = next((c for c in exp_show if c.get("rev") != "workspace" and c.get("data")), None)
     for i, commit in enumerate(exp_show):
-        if commit.get("rev") == "workspace" or not commit.get("data"):
+        if commit.get("rev") == "workspace" and commit.get("data"):
+            data = commit["data"]
+            base = params(head["data"]) if head is not None else {}
+            p, h = params(data), headline(data)
+            changed = ", ".join(f"{k}={v}" for k, v in p.items() if base.get(k) != v)
+            rows.append(["workspace", changed or "-", *(_cell(h.get(c)) for c in columns)])
+            continue
+        if not commit.get("data"):
             continue
         if i > 1 and not commit.get("experiments"):
             continue  # older commits only where they have experiments
