@@ -124,10 +124,14 @@ def test_model_files_with_a_payload_are_refused_everywhere(project: Path) -> Non
     _refused_in_one_line(res, "data/tokenizer/model.pt")
     res = runner.invoke(app, ["evaluate"])
     _refused_in_one_line(res, "data/tokenizer/model.pt")
-    # evaluate reads the dynamics model too: a clean tokenizer, a poisoned dynamics model
+    res = runner.invoke(app, ["plan"])
+    _refused_in_one_line(res, "data/tokenizer/model.pt")
+    # evaluate and plan read the dynamics model too: a clean tokenizer, a poisoned dynamics model
     meta = ModelMeta("train_tokenizer", tiny_params().model_dump())
     save_model(tok_file, Tokenizer(_tokenizer_config()), meta)
     res = runner.invoke(app, ["evaluate"])
+    _refused_in_one_line(res, "data/dynamics/model.pt")
+    res = runner.invoke(app, ["plan"])
     _refused_in_one_line(res, "data/dynamics/model.pt")
     assert not marker.exists()
 

@@ -18,6 +18,7 @@ import typer
 
 from stages import collect as collect_stage
 from stages import evaluate as evaluate_stage
+from stages import plan as plan_stage
 from stages import tokenize as tokenize_stage
 from stages import train_dynamics as train_dynamics_stage
 from stages import train_tokenizer as train_tokenizer_stage
@@ -55,6 +56,7 @@ app.command("train-tokenizer")(train_tokenizer_stage.main)
 app.command("tokenize")(tokenize_stage.main)
 app.command("train-dynamics")(train_dynamics_stage.main)
 app.command("evaluate")(evaluate_stage.main)
+app.command("plan")(plan_stage.main)
 
 
 app.command()(cli_params.tasks)

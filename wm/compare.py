@@ -253,9 +253,15 @@ def _git(repo: Path, *args: str) -> str:
 
 def experiment_revs(repo: Path) -> dict[str, str]:
     """``{experiment name: commit}`` of every DVC experiment in ``repo`` (all baselines)."""
-    res = subprocess.run(
-        ["dvc", "exp", "show", "--json", "--all-commits"], cwd=repo, capture_output=True, text=True
-    )
+    try:
+        res = subprocess.run(
+            ["dvc", "exp", "show", "--json", "--all-commits"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        raise CompareError("`dvc` is not on PATH: `source .venv/bin/activate` first") from None
     if res.returncode != 0:
         raise CompareError(f"dvc exp show failed: {res.stderr.strip()[-500:]}")
     found: dict[str, str] = {}

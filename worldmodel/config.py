@@ -469,6 +469,79 @@ class EvaluateParams(_Section):
         return v
 
 
+class PlanParams(_Section):
+    """The `plan` stage: goal-reaching with the world model on the real simulator.
+
+    The defaults follow the published protocol (DINO-WM, LeWM) where a CPU allows: goals
+    25 decisions ahead, 50 decisions of budget, horizon 5, re-planning every 5; the
+    GPU presets also take its 300 samples x 30 iterations.
+    """
+
+    goals: int = Field(20, gt=0, description="Goal pairs per task, drawn from test episodes only.")
+    goal_offset: int = Field(
+        25, gt=0, description="G: the goal is the frame this many decisions after the start."
+    )
+    budget: int = Field(
+        50, gt=0, description="B: decisions the agent may take before the goal counts as missed."
+    )
+    context: int = Field(
+        4, gt=0, description="Recorded frames up to the start that the agent sees (C)."
+    )
+    solver: Literal["cem", "mppi"] = Field(
+        "cem",
+        description=(
+            "`cem`: refit to the cheapest `elites` candidates. `mppi`: weight every "
+            "candidate by exp(-cost / temperature)."
+        ),
+    )
+    horizon: int = Field(5, gt=0, description="H: decisions per planned action sequence.")
+    replan_every: int = Field(
+        5, gt=0, description="Actions carried out on the simulator before planning again."
+    )
+    samples: int = Field(48, ge=2, description="Candidate sequences per planner iteration.")
+    iterations: int = Field(3, gt=0, description="Planner iterations per plan.")
+    elites: int = Field(6, gt=0, description="Candidates CEM refits to (at most `samples`).")
+    temperature: float = Field(
+        0.5, gt=0, description="MPPI temperature, in units of the batch's cost spread."
+    )
+    steps: int = Field(
+        1, gt=0, description="Sampler steps K per imagined frame (1: the conditional mean)."
+    )
+    cost: Literal["last", "mean"] = Field(
+        "last",
+        description=(
+            "World-model cost: mean squared latent distance to the goal of the last planned "
+            "frame (`last`) or averaged over the planned frames (`mean`)."
+        ),
+    )
+    oracle: bool = Field(
+        True,
+        description=(
+            "Also run the oracle: the same planner with the real simulator as its model "
+            "and a state-space cost."
+        ),
+    )
+    pictures: int = Field(3, ge=0, description="Goals per task drawn as labelled PNG strips.")
+
+    @field_validator("elites")
+    @classmethod
+    def _elites_fit(cls, v: int, info: Any) -> int:
+        n = info.data.get("samples", 64)
+        if v > n:
+            raise ValueError(f"must be at most `plan.samples` ({n})")
+        return v
+
+    @field_validator("replan_every")
+    @classmethod
+    def _within_horizon(cls, v: int, info: Any) -> int:
+        h = info.data.get("horizon", 5)
+        if v > h:
+            raise ValueError(
+                f"must be at most `plan.horizon` ({h}): only planned actions are acted"
+            )
+        return v
+
+
 class Params(_Section):
     """The whole of ``params.yaml``."""
 
@@ -486,10 +559,17 @@ class Params(_Section):
     evaluate: EvaluateParams = Field(
         default_factory=EvaluateParams, description="`evaluate` stage."
     )
+    plan: PlanParams = Field(default_factory=PlanParams, description="`plan` stage.")
 
     @model_validator(mode="after")
     def _windows_fit(self) -> Params:
         ev, dyn, tok, c = self.evaluate, self.dynamics, self.tokenizer, self.collect
+        pl = self.plan
+        if pl.context + pl.goal_offset > c.frames_per_episode:
+            raise ValueError(
+                f"`plan.context` + `plan.goal_offset` = {pl.context + pl.goal_offset} frames do "
+                f"not fit in an episode of `collect.frames_per_episode` = {c.frames_per_episode}"
+            )
         if c.image_size % tok.patch_size:
             raise ValueError(
                 f"`tokenizer.patch_size` = {tok.patch_size} does not divide `collect.image_size`"

@@ -26,7 +26,7 @@ from worldmodel.data.episodes import Episode, EpisodeWriter, TaskInfo
 from worldmodel.data.splits import TEST, VAL, assign_splits
 from worldmodel.envs import Env, make_env
 from worldmodel.envs.policies import Policy
-from worldmodel.tasks import is_synthetic
+from worldmodel.tasks import is_synthetic, split_task
 from worldmodel.utils import atomic_path, derive_seed, remove_stale_tmp
 
 
@@ -57,9 +57,13 @@ def record_episode(env: Env, params: Params, job: Job) -> Episode:
     rewards = np.zeros(n, np.float32)
     discounts = np.ones(n, np.float32)
     frames[0] = env.reset(job.seed)
+    states = np.empty((n, env.get_state().size), np.float64)
+    positions = np.empty((n, env.positions().size), np.float64)
+    states[0], positions[0] = env.get_state(), env.positions()
     for t in range(1, n):
         actions[t] = policy.act()
         frames[t], rewards[t], discounts[t] = env.step(actions[t])
+        states[t], positions[t] = env.get_state(), env.positions()
     return Episode(
         job.task,
         seed=job.seed,
@@ -67,6 +71,8 @@ def record_episode(env: Env, params: Params, job: Job) -> Episode:
         actions=actions,
         rewards=rewards,
         discounts=discounts,
+        states=states,
+        positions=positions,
     )
 
 
@@ -110,6 +116,7 @@ def describe_tasks(params: Params) -> list[TaskInfo]:
                 f"most {env.max_frames} frames at action_repeat {c.settings(task).action_repeat}"
             )
         spec = env.action_spec
+        env.reset(0)  # a state to measure
         s = c.settings(task)
         camera = None if is_synthetic(task) else s.camera
         infos.append(
@@ -121,9 +128,19 @@ def describe_tasks(params: Params) -> list[TaskInfo]:
                 control_timestep=env.control_timestep,
                 action_repeat=s.action_repeat,
                 camera=camera,
+                state_dim=int(env.get_state().size),
+                position_names=_position_names(task),
             )
         )
     return infos
+
+
+def _position_names(task: str) -> list[str]:
+    from worldmodel.tasks import POSITIONS, success_spec
+
+    if is_synthetic(task) or split_task(task)[0] in POSITIONS:
+        return success_spec(task).names
+    return []
 
 
 def make_jobs(params: Params) -> list[Job]:

@@ -36,6 +36,11 @@ HEADLINE: dict[str, dict[str, str]] = {
         "shuffle_cost_db": "action_sensitivity_db",
         "exposure_bias_db": "exposure_bias_db",
     },
+    "plan": {
+        "model_success": "model_success",
+        "oracle_success": "oracle_success",
+        "random_success": "random_success",
+    },
 }
 
 # what one sees in each headline column, for docs/metrics.md and `wm exps`
@@ -49,6 +54,9 @@ HEADLINE_MEANING: dict[str, str] = {
     "gain_db": "test rollouts: PSNR gain over repeat-last, mean over h = 1..H (dB)",
     "shuffle_cost_db": "test rollouts: PSNR lost at h = H when the actions are shuffled (dB)",
     "exposure_bias_db": "test: PSNR of teacher-forced minus rollout, mean over h (dB)",
+    "model_success": "test goals reached on the real simulator, planning in the world model",
+    "oracle_success": "test goals reached by the same planner with the simulator as its model",
+    "random_success": "test goals reached by uniform random actions (the floor)",
 }
 
 TIMING_KEYS = frozenset(
@@ -63,6 +71,11 @@ TIMING_KEYS = frozenset(
         "fps_kmax_batch1",
         "fps_kmax_batched",
         "fps_speedup_k4_over_kmax",
+        "model_frames_per_s",
+        "model_seconds_per_plan",
+        "oracle_seconds_per_plan",
+        "random_seconds_per_plan",
+        "replay_seconds_per_plan",
     }
 )
 
@@ -91,11 +104,11 @@ def _get(d: dict[str, Any], dotted: str) -> Any:
 def split_result(stage: str, result: dict[str, Any]) -> tuple[dict, dict, dict]:
     """``(headline, details, timings)`` of a stage's result dict.
 
-    ``evaluate``'s result is ``{"overall": ..., "tasks": {task: ...}, ...}``: its details
+    ``evaluate``'s and ``plan``'s result is ``{"overall": ..., "tasks": {task: ...}}``: the details
     are the overall numbers at the top level, plus ``tasks`` when there are several.
     """
     spec = HEADLINE[stage]
-    if stage == "evaluate":
+    if stage in ("evaluate", "plan"):
         overall, tasks = result["overall"], result["tasks"]
         timings = {k: v for k, v in overall.items() if k in TIMING_KEYS}
         details = {k: v for k, v in overall.items() if k not in TIMING_KEYS}

@@ -173,32 +173,87 @@ def _rollout_kv_cached(
 ) -> torch.Tensor:
     """:func:`rollout` with the model's KV cache: the same sampler, one frame's tokens per step."""
     c = len(past)
-    b = past[0].shape[0]
-    d = 1.0 / steps
-    label_d = d if context_d is None else context_d
-
-    def full(x: float) -> torch.Tensor:
-        return torch.full((b,), x, device=past[0].device)
-
+    label_d = 1.0 / steps if context_d is None else context_d
     cache = f.new_kv_cache(window)
     for i in range(max(0, c - (window - 1)), c):  # the context frames the window holds
         f.kv_cached_step(
-            cache, z=past[i], tau=full(tau_ctx), d=full(label_d), action=actions[:, i], commit=True
+            cache,
+            z=past[i],
+            tau=_full(past[i], tau_ctx),
+            d=_full(past[i], label_d),
+            action=actions[:, i],
+            commit=True,
         )
+    return rollout_cached(
+        f,
+        cache,
+        actions=actions[:, c : c + horizon],
+        steps=steps,
+        tau_ctx=tau_ctx,
+        context_d=context_d,
+        noise_like=noise_like,
+        like=past[0],
+        truth=truth,
+    )
+
+
+def _full(like: torch.Tensor, x: float) -> torch.Tensor:
+    return torch.full((like.shape[0],), x, device=like.device)
+
+
+@torch.no_grad()
+def rollout_cached(
+    f: Any,
+    cache: Any,
+    *,
+    actions: torch.Tensor,
+    steps: int,
+    tau_ctx: float,
+    context_d: float | None,
+    noise_like: Callable[[torch.Tensor], torch.Tensor],
+    like: torch.Tensor,
+    truth: torch.Tensor | None = None,
+    commit_last: bool = True,
+) -> torch.Tensor:
+    """Continue a rollout whose past frames are already in the model's KV ``cache``.
+
+    Args:
+        actions: ``(B, H, A)``; ``actions[:, h]`` leads into the ``h``-th new frame.
+        noise_like: draws the starting noise of a frame shaped like its argument.
+        like: ``(B, L, C)``, the shape (and device) of one frame's latents.
+        commit_last: also commit the last generated frame (False saves a pass when the
+            cache is thrown away afterwards, as a planner scoring candidates does).
+
+    Returns:
+        ``(B, H, L, C)`` generated clean latents.
+    """
+    d = 1.0 / steps
+    label_d = d if context_d is None else context_d
+    horizon = actions.shape[1]
     out = []
     for h in range(horizon):
-        t = c + h
 
-        def predict(z: torch.Tensor, tau: float, t: int = t) -> torch.Tensor:
+        def predict(z: torch.Tensor, tau: float, h: int = h) -> torch.Tensor:
             return f.kv_cached_step(
-                cache, z=z, tau=full(tau), d=full(d), action=actions[:, t], commit=False
+                cache,
+                z=z,
+                tau=_full(like, tau),
+                d=_full(like, d),
+                action=actions[:, h],
+                commit=False,
             )
 
-        z = shortcut_steps(predict, noise_like(past[0]), steps)
+        z = shortcut_steps(predict, noise_like(like), steps)
         out.append(z)
-        seen = z if truth is None else truth[:, h]
-        zc = corrupt(seen, tau_ctx, noise_like(seen))
-        f.kv_cached_step(
-            cache, z=zc, tau=full(tau_ctx), d=full(label_d), action=actions[:, t], commit=True
-        )
+        if h < horizon - 1 or commit_last:
+            seen = z if truth is None else truth[:, h]
+            zc = corrupt(seen, tau_ctx, noise_like(seen))
+            f.kv_cached_step(
+                cache,
+                z=zc,
+                tau=_full(like, tau_ctx),
+                d=_full(like, label_d),
+                action=actions[:, h],
+                commit=True,
+            )
     return torch.stack(out, dim=1)

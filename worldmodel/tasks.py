@@ -9,6 +9,8 @@ worlds (see ``worldmodel.envs.synthetic``) that write the same HDF5 schema.
 
 from __future__ import annotations
 
+import numpy as np
+
 DMC_TASKS: tuple[tuple[str, str], ...] = (
     ("acrobot", "swingup"),
     ("acrobot", "swingup_sparse"),
@@ -128,3 +130,76 @@ def conventions_markdown() -> str:
         )
     rows.append("| synthetic-shapes | 1 | - |")
     return "\n".join(rows) + "\n"
+
+
+# What goal-reaching (the `plan` stage) judges success on, per domain: named positions
+# (`joint` of dm_control's model, read from qpos; angles compared modulo 2 pi) and the
+# tolerance of each, in the joint's units (metres or radians). A goal is reached when
+# every position is within its tolerance of the goal frame's. The tolerances are set so
+# that uniform random actions reach fewer than one goal in five (docs/planning.md); the
+# same ones serve every planner.
+POSITIONS: dict[str, tuple[tuple[str, str, bool, float], ...]] = {
+    # domain: ((name, joint, is_angle, tolerance), ...)
+    "cartpole": (("cart", "slider", False, 0.1), ("pole", "hinge_1", True, 0.15)),
+    "reacher": (("shoulder", "shoulder", True, 0.25), ("wrist", "wrist", True, 0.25)),
+    "cheetah": (
+        ("torso_height", "rootz", False, 0.1),
+        ("torso_pitch", "rooty", True, 0.3),
+        *((j, j, True, 0.4) for j in ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")),
+    ),
+    "finger": (
+        ("proximal", "proximal", True, 0.25),
+        ("distal", "distal", True, 0.25),
+        ("spinner", "hinge", True, 0.4),
+    ),
+    "point_mass": (("x", "root_x", False, 0.03), ("y", "root_y", False, 0.03)),
+}
+# The synthetic world: the pushed square's position in the unit square.
+SYNTHETIC_POSITIONS = (("agent_y", "", False, 0.05), ("agent_x", "", False, 0.05))
+
+
+class SuccessSpec:
+    """A task's success test: named positions, which are angles, and their tolerances."""
+
+    def __init__(self, positions: tuple[tuple[str, str, bool, float], ...]) -> None:
+        self.names = [p[0] for p in positions]
+        self.joints = [p[1] for p in positions]
+        self.is_angle = [p[2] for p in positions]
+        self.tolerance = [p[3] for p in positions]
+
+    def _delta(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        d = np.asarray(pos, np.float64) - np.asarray(goal, np.float64)
+        angle = np.asarray(self.is_angle)
+        d = np.where(angle, (d + np.pi) % (2 * np.pi) - np.pi, d)
+        return np.abs(d) / np.asarray(self.tolerance)  # (..., P): 1 = at the tolerance
+
+    def reached(self, pos: np.ndarray, goal: np.ndarray) -> bool:
+        """Every position within its tolerance of the goal's."""
+        return bool((self._delta(pos, goal) <= 1).all())
+
+    def scaled_distances(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Root mean square over positions of the distance in tolerances, per row ``(...)``."""
+        return np.sqrt((self._delta(pos, goal) ** 2).mean(-1))
+
+    def scaled_distance(self, pos: np.ndarray, goal: np.ndarray) -> float:
+        return float(self.scaled_distances(pos, goal))
+
+    def describe(self) -> str:
+        return ", ".join(
+            f"{n} ±{t:g}{' rad' if a else ''}"
+            for n, t, a in zip(self.names, self.tolerance, self.is_angle, strict=True)
+        )
+
+
+def success_spec(name: str) -> SuccessSpec:
+    """The success test of task ``name``; a clear error for a domain without one."""
+    if is_synthetic(name):
+        return SuccessSpec(SYNTHETIC_POSITIONS)
+    domain = split_task(name)[0]
+    if domain not in POSITIONS:
+        raise ValueError(
+            f"goal-reaching has no success positions for {domain} (known: "
+            f"{', '.join(sorted(POSITIONS))}, synthetic-shapes); add them to "
+            "POSITIONS in worldmodel/tasks.py"
+        )
+    return SuccessSpec(POSITIONS[domain])

@@ -26,7 +26,7 @@ from worldmodel.errors import StoreError
 __all__ = ["Episode", "EpisodeStore", "EpisodeWriter", "StoreError", "TaskInfo"]
 
 SCHEMA = "worldmodel.episodes"
-SCHEMA_VERSION = 2  # 2: a test split (``episodes/split`` 2) beside train and val
+SCHEMA_VERSION = 3  # 2: a test split; 3: each frame's simulator state and positions
 CHUNK_FRAMES = 16
 
 
@@ -40,6 +40,8 @@ class Episode:
     actions: np.ndarray  # (T, A) float32; actions[0] = 0 (reset)
     rewards: np.ndarray  # (T,) float32; rewards[0] = 0
     discounts: np.ndarray  # (T,) float32; discounts[0] = 1
+    states: np.ndarray | None = None  # (T, D) float64: the simulator state of each frame
+    positions: np.ndarray | None = None  # (T, P) float64: the task's success positions
 
     @property
     def length(self) -> int:
@@ -57,6 +59,8 @@ class TaskInfo:
     control_timestep: float
     action_repeat: int = 1  # simulator steps per frame
     camera: int | None = None  # the camera rendered (None: no camera, e.g. synthetic)
+    state_dim: int = 0  # floats of simulator state per frame
+    position_names: list[str] | None = None  # the success positions (worldmodel.tasks)
 
 
 class EpisodeWriter:
@@ -94,6 +98,10 @@ class EpisodeWriter:
         self.f.create_dataset("actions", (n, a), np.float32, **sums)
         self.f.create_dataset("rewards", (n,), np.float32, **sums)
         self.f.create_dataset("discounts", (n,), np.float32, **sums)
+        d = max(1, max(t.state_dim for t in tasks))
+        p = max(1, max(len(t.position_names or []) for t in tasks))
+        self.f.create_dataset("states", (n, d), np.float64, **sums)
+        self.f.create_dataset("positions", (n, p), np.float64, **sums)
         g = self.f.create_group("episodes")
         starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         g.create_dataset("start", data=starts, **sums)
@@ -117,6 +125,8 @@ class EpisodeWriter:
         at["control_timestep"] = json.dumps([t.control_timestep for t in tasks])
         at["action_repeat"] = json.dumps([t.action_repeat for t in tasks])
         at["camera"] = json.dumps([t.camera for t in tasks])
+        at["state_dims"] = json.dumps([t.state_dim for t in tasks])
+        at["position_names"] = json.dumps([t.position_names or [] for t in tasks])
         at["image_size"] = image_size
         at["splits"] = json.dumps(SPLITS)
         for key, value in (attrs or {}).items():
@@ -132,6 +142,10 @@ class EpisodeWriter:
         self.f["actions"][s, : ep.actions.shape[1]] = ep.actions
         self.f["rewards"][s] = ep.rewards
         self.f["discounts"][s] = ep.discounts
+        if ep.states is not None:
+            self.f["states"][s, : ep.states.shape[1]] = ep.states
+        if ep.positions is not None:
+            self.f["positions"][s, : ep.positions.shape[1]] = ep.positions
         g = self.f["episodes"]
         g["task"][index] = self._names.index(ep.task)
         g["seed"][index] = ep.seed
@@ -161,7 +175,12 @@ ALIGNED_FIELDS = {
     "episodes/seed": (np.int64, 1),
     "episodes/return": (np.float32, 1),
 }
-_REQUIRED = {"frames": (np.uint8, 4), **ALIGNED_FIELDS}
+_REQUIRED = {
+    "frames": (np.uint8, 4),
+    "states": (np.float64, 2),
+    "positions": (np.float64, 2),
+    **ALIGNED_FIELDS,
+}
 
 
 def open_h5(path: str | Path, schema: str, version: int) -> h5py.File:
@@ -266,6 +285,8 @@ class EpisodeStore:
             self.action_repeat: list[int | None] = json_attr(f, self.path, "action_repeat", none)
             self.camera: list[int | None] = json_attr(f, self.path, "camera", none)
             self.params: dict[str, Any] = json_attr(f, self.path, "params", {})
+            self.state_dims: list[int] = json_attr(f, self.path, "state_dims")
+            self.position_names: list[list[str]] = json_attr(f, self.path, "position_names")
             task_ids = f["episodes/task"][:]
             if task_ids.size and (task_ids.min() < 0 or task_ids.max() >= len(self.tasks)):
                 raise StoreError(self.path, "`episodes/task` refers to a task not in attrs `tasks`")
@@ -312,6 +333,28 @@ class EpisodeStore:
         if task is not None:
             chosen &= self.task_ids == self.tasks.index(task)
         return np.flatnonzero(chosen)
+
+    def read_states(
+        self, episode: int, start: int = 0, stop: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Simulator states ``(T, D)`` and success positions ``(T, P)`` of frames
+        ``[start, stop)`` of ``episode``, at the task's own sizes."""
+        length = int(self.lengths[episode])
+        stop = length if stop is None else stop
+        if not 0 <= start < stop <= length:
+            raise IndexError(f"episode {episode} has {length} frames; asked [{start}, {stop})")
+        task = int(self.task_ids[episode])
+        s = slice(int(self.starts[episode]) + start, int(self.starts[episode]) + stop)
+        try:
+            states = self.f["states"][s, : self.state_dims[task]]
+            positions = self.f["positions"][s, : len(self.position_names[task])]
+        except OSError as exc:
+            raise StoreError(
+                self.path,
+                f"episode {episode} (frames {s.start}..{s.stop - 1}): states cannot be read, "
+                f"the file is corrupt ({exc})",
+            ) from None
+        return states, positions
 
     def read(self, episode: int, start: int = 0, stop: int | None = None) -> Episode:
         """Frames ``[start, stop)`` of ``episode`` with their actions, rewards and discounts."""

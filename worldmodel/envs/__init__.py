@@ -1,7 +1,11 @@
 """Environments that produce pixel episodes: dm_control tasks and synthetic worlds.
 
 Every environment follows :class:`Env`: ``reset(seed) -> frame`` and
-``step(action) -> (frame, reward, discount)``, frames as ``uint8 (H, W, 3)``.
+``step(action) -> (frame, reward, discount)``, frames as ``uint8 (H, W, 3)``. Its full
+state can be read and restored (``get_state``, ``set_state``: resetting to a recorded
+frame renders that frame), it reports the positions goal-reaching judges success on
+(``positions``, named by :func:`worldmodel.tasks.success_spec`), and ``simulate`` steps
+a batch of action sequences from a state without rendering (the oracle planner).
 :func:`make_env` builds one by task name; simulator imports happen only there.
 """
 
@@ -37,6 +41,16 @@ class Env(Protocol):
     def reset(self, seed: int) -> np.ndarray: ...
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, float]: ...
+
+    def get_state(self) -> np.ndarray: ...  # float64 (D,): everything a reset needs
+
+    def set_state(self, state: np.ndarray) -> np.ndarray: ...  # -> the frame of that state
+
+    def positions(self) -> np.ndarray: ...  # float64 (P,), see worldmodel.tasks.success_spec
+
+    def simulate(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray: ...
+
+    # (N, H, A) action sequences from ``state`` -> (N, H, P) positions after each action
 
 
 def make_env(

@@ -15,6 +15,12 @@ import numpy as np
 
 from worldmodel.envs import ActionSpec
 
+# Model values a task draws at reset that are not in the physics state, per domain:
+# (model field, element, columns). Reacher places its target by moving a geom.
+EPISODE_CONSTANTS: dict[str, tuple[tuple[str, str, tuple[int, ...]], ...]] = {
+    "reacher": (("geom_pos", "target", (0, 1)),),
+}
+
 
 def configure_headless() -> None:
     """Pick a headless GL backend before MuJoCo is imported (``MUJOCO_GL`` wins if set).
@@ -58,8 +64,12 @@ class DMCEnv:
         configure_headless()
         from dm_control import suite
 
+        from worldmodel.tasks import POSITIONS
+
         self._env = suite.load(domain, task, task_kwargs={"random": 0})
         self._repeat = action_repeat
+        self._constants = EPISODE_CONSTANTS.get(domain, ())
+        self._joints = [joint for _, joint, _, _ in POSITIONS.get(domain, ())]
         physics = self._env.physics
         if camera >= physics.model.ncam:
             raise ValueError(
@@ -92,6 +102,52 @@ class DMCEnv:
         self._env.task.random.seed(seed % 2**32)
         self._env.reset()
         return self.render()
+
+    def get_state(self) -> np.ndarray:
+        """MuJoCo's full physics state, then the episode's constants (e.g. reacher's target)."""
+        physics = self._env.physics
+        model = physics.named.model
+        extra = [getattr(model, f)[name][list(cols)] for f, name, cols in self._constants]
+        return np.concatenate([physics.get_state(), *extra]).astype(np.float64)
+
+    def set_state(self, state: np.ndarray) -> np.ndarray:
+        """Restore a :meth:`get_state` and render it. The episode's step count restarts, so a
+        whole budget of steps follows."""
+        self._env.reset()  # a fresh episode: time limit and termination cleared
+        self._restore(state)
+        return self.render()
+
+    def positions(self) -> np.ndarray:
+        """The task's success positions (``worldmodel.tasks.POSITIONS``), in their order."""
+        qpos = self._env.physics.named.data.qpos
+        return np.array([float(np.ravel(qpos[j])[0]) for j in self._joints])
+
+    def simulate(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Positions ``(N, H, P)`` after each action of each sequence ``(N, H, A)`` from
+        ``state``, physics only (no rendering); the simulator is left at ``state``."""
+        physics = self._env.physics
+        task = self._env.task
+        substeps = self._env._n_sub_steps * self._repeat
+        out = np.empty((*actions.shape[:2], len(self._joints)))
+        saved = self.get_state()
+        for i, seq in enumerate(actions):
+            self._restore(state)
+            for h, a in enumerate(seq):
+                task.before_step(a, physics)
+                physics.step(substeps)
+                out[i, h] = self.positions()
+        self._restore(saved)
+        return out
+
+    def _restore(self, state: np.ndarray) -> None:
+        physics = self._env.physics
+        n = physics.get_state().size
+        with physics.reset_context():
+            physics.set_state(np.asarray(state[:n], np.float64))
+            at = n
+            for f, name, cols in self._constants:
+                getattr(physics.named.model, f)[name, list(cols)] = state[at : at + len(cols)]
+                at += len(cols)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, float]:
         reward = 0.0

@@ -48,6 +48,11 @@ class ShapesEnv:
         np.clip(pos, margin, 1 - margin, out=pos)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, float]:
+        self._advance(action)
+        dist = float(np.linalg.norm(self.agent_pos - self.disc_pos[0]))
+        return self.render(), float(np.exp(-4 * dist)), 1.0
+
+    def _advance(self, action: np.ndarray) -> None:
         action = np.clip(np.asarray(action, np.float64), -1, 1)
         for _ in range(self.repeat):
             self.agent_vel = 0.85 * self.agent_vel + 0.6 * _DT * action * 4
@@ -56,8 +61,34 @@ class ShapesEnv:
             self.disc_pos = self.disc_pos + self.disc_vel * _DT * 4
             for i in range(2):
                 self._bounce(self.disc_pos[i], self.disc_vel[i], 0.08)
-        dist = float(np.linalg.norm(self.agent_pos - self.disc_pos[0]))
-        return self.render(), float(np.exp(-4 * dist)), 1.0
+
+    def get_state(self) -> np.ndarray:
+        """Positions, velocities and colours, flat (float64)."""
+        parts = (self.agent_pos, self.agent_vel, self.disc_pos, self.disc_vel, self.colors)
+        return np.concatenate([np.ravel(p) for p in parts]).astype(np.float64)
+
+    def set_state(self, state: np.ndarray) -> np.ndarray:
+        s = np.asarray(state, np.float64)
+        self.agent_pos, self.agent_vel = s[0:2].copy(), s[2:4].copy()
+        self.disc_pos, self.disc_vel = s[4:8].reshape(2, 2).copy(), s[8:12].reshape(2, 2).copy()
+        self.colors = s[12:21].reshape(3, 3).copy()
+        return self.render()
+
+    def positions(self) -> np.ndarray:
+        """The pushed square's position ``(y, x)``."""
+        return self.agent_pos.copy()
+
+    def simulate(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Positions ``(N, H, 2)`` after each action of each sequence, no rendering."""
+        saved = self.get_state()
+        out = np.empty((*actions.shape[:2], 2))
+        for i, seq in enumerate(actions):
+            self.set_state(state)
+            for h, a in enumerate(seq):
+                self._advance(a)
+                out[i, h] = self.agent_pos
+        self.set_state(saved)
+        return out
 
     def render(self) -> np.ndarray:
         img = self._background.copy()

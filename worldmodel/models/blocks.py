@@ -71,6 +71,11 @@ class KVCache:
     def __len__(self) -> int:
         return 0 if self.k is None else self.k.shape[2]
 
+    def repeated(self, n: int) -> KVCache:
+        """A copy whose batch holds ``n`` copies of this one's (a batch of 1 tiled to ``n``)."""
+        rep = lambda x: None if x is None else x.repeat(n, 1, 1, 1)  # noqa: E731
+        return KVCache(self.max_len, rep(self.k), rep(self.v), self.commit)
+
     def extended(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cached plus new keys/values; stores them (trimmed) when committing."""
         if self.k is not None:

@@ -66,6 +66,11 @@ class DynamicsKVCache:
     layers: list[KVCache] = field(default_factory=list)
     t: int = 0
 
+    def repeated(self, n: int) -> DynamicsKVCache:
+        """The cache of a batch of one sample tiled to ``n`` samples (e.g. one context shared
+        by ``n`` candidate action sequences); this one is left as it is."""
+        return DynamicsKVCache([layer.repeated(n) for layer in self.layers], self.t)
+
 
 class SignalEmbedding(nn.Module):
     """Discrete embeddings of ``tau`` on the ``1/k_max`` grid and of ``d`` (``log2 1/d``).

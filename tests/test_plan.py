@@ -1,0 +1,182 @@
+"""Goal-reaching: simulator state in the store, the planner, the protocol, the `plan` stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import tiny_params
+from worldmodel.planner import Planner, PlannerConfig
+
+
+def _store(tmp_path: Path, **collect) -> Path:
+    from worldmodel.recording import collect as record
+
+    path = tmp_path / "episodes.h5"
+    record(tiny_params(**collect), path)
+    return path
+
+
+def test_a_stored_state_resets_the_simulator_to_its_frame(synthetic_store: Path) -> None:
+    from worldmodel.data.episodes import EpisodeStore
+    from worldmodel.envs import make_env
+
+    with EpisodeStore(synthetic_store) as store:
+        ep = store.read(1)
+        states, positions = store.read_states(1)
+        assert store.position_names == [["agent_y", "agent_x"]]
+        env = make_env("synthetic-shapes", image_size=store.image_size)
+        for t in (0, 5, 13):
+            assert np.array_equal(env.set_state(states[t]), ep.frames[t])
+            assert np.allclose(env.positions(), positions[t])
+        # and stepping on from there follows the recording
+        env.set_state(states[5])
+        frame, _, _ = env.step(ep.actions[6, :2])
+        assert np.array_equal(frame, ep.frames[6])
+
+
+def test_an_older_store_gets_the_version_error(synthetic_store: Path) -> None:
+    import h5py
+
+    from worldmodel.data.episodes import EpisodeStore
+    from worldmodel.errors import StoreError
+
+    with h5py.File(synthetic_store, "a") as f:
+        f.attrs["schema_version"] = 2
+    with pytest.raises(StoreError, match="schema_version.*2.*3"):
+        EpisodeStore(synthetic_store)
+
+
+def test_candidates_are_scored_in_one_batch_and_a_seed_fixes_the_plan() -> None:
+    cfg = PlannerConfig(horizon=4, samples=32, iterations=5, elites=4)
+    target = torch.tensor([0.5, -0.25])
+    calls = []
+
+    def cost(actions: torch.Tensor) -> torch.Tensor:
+        calls.append(actions.shape)
+        return (actions - target).pow(2).sum((1, 2))
+
+    low, high = -torch.ones(2), torch.ones(2)
+    plans = [Planner(cfg, low, high, seed=7).plan(cost) for _ in range(2)]
+    assert calls == [(32, 4, 2)] * 10  # one batched call per iteration
+    assert torch.equal(plans[0].actions, plans[1].actions)
+    assert (plans[0].actions - target).abs().max() < 0.2  # it found the target
+    other = Planner(cfg, low, high, seed=8).plan(cost)
+    assert not torch.equal(other.actions, plans[0].actions)
+    mppi = Planner(PlannerConfig(solver="mppi", horizon=4, samples=64, iterations=8), low, high)
+    zero = float(cost(torch.zeros(1, 4, 2)))  # the start of the search: the action range's centre
+    assert mppi.plan(cost).cost < 0.3 * zero
+
+
+def test_the_exact_simulator_reaches_goals_and_random_actions_do_not(tmp_path: Path) -> None:
+    """synthetic-shapes (a square pushed by a 2-D action): the planner with the exact
+    simulator as its model reaches at least 90% of the goals; random actions far fewer;
+    the recorded actions all of them."""
+    from worldmodel.data.episodes import EpisodeStore
+    from worldmodel.envs import make_env
+    from worldmodel.goal_reaching import (
+        RandomAgent,
+        ReplayAgent,
+        SimulatorAgent,
+        goal_pairs,
+        run_goal,
+    )
+    from worldmodel.tasks import success_spec
+
+    path = _store(tmp_path, episodes_per_task=10, frames_per_episode=40, test_fraction=0.5)
+    store = EpisodeStore(path)
+    env = make_env("synthetic-shapes", image_size=store.image_size)
+    spec = success_spec("synthetic-shapes")
+    cfg = PlannerConfig(horizon=5, samples=64, iterations=4, elites=8)
+    pairs = goal_pairs(store, "synthetic-shapes", n=20, offset=25, context=4, seed=0)
+    assert all(store.splits[p.episode] == 2 for p in pairs)  # test episodes only
+    low, high = env.action_spec.low, env.action_spec.high
+    agents = {
+        "oracle": SimulatorAgent(env, cfg=cfg, spec=spec, seed=0),
+        "random": RandomAgent(low, high, seed=0, chunk=5),
+        "replay": ReplayAgent(store, dim=2, chunk=5),
+    }
+    rate = {}
+    for name, agent in agents.items():
+        ok = [
+            run_goal(env, store, pair, agent, spec, context=4, budget=50, replan_every=5).success
+            for pair in pairs
+        ]
+        rate[name] = np.mean(ok)
+    assert rate["replay"] == 1.0, rate
+    assert rate["oracle"] >= 0.9, rate
+    assert rate["random"] <= 0.3, rate
+
+
+def test_plan_runs_end_to_end_on_the_tiny_preset(tmp_path: Path) -> None:
+    from stages import collect, evaluate, plan, tokenize, train_dynamics, train_tokenizer  # noqa: F401
+
+    p = tiny_params(episodes_per_task=6, frames_per_episode=24, test_fraction=0.34)
+    d = tmp_path
+    collect.run(p, d / "e.h5", d / "c.json", track=False)
+    train_tokenizer.run(
+        p, episodes=d / "e.h5", out_dir=d / "tok", metrics=d / "t.json", curve=d / "t.tsv",
+        resume=d / "t.pt", track=False,
+    )  # fmt: skip
+    tokenize.run(p, d / "e.h5", d / "tok" / "model.pt", d / "l.h5", d / "z.json", track=False)
+    train_dynamics.run(
+        p, latents=d / "l.h5", out_dir=d / "dyn", metrics=d / "d.json", curve=d / "d.tsv",
+        resume=d / "d.pt", track=False, tokenizer=d / "tok" / "model.pt",
+    )  # fmt: skip
+    summary = plan.run(
+        p,
+        episodes=d / "e.h5",
+        tokenizer=d / "tok" / "model.pt",
+        dynamics=d / "dyn" / "model.pt",
+        out_dir=d / "plan",
+        metrics=d / "p.json",
+        track=True,
+    )
+    headline = json.loads((d / "p.json").read_text())
+    assert set(headline) == {"model_success", "oracle_success", "random_success"}
+    details = json.loads((d / "details" / "p.json").read_text())
+    assert details["replay_success"] == 1.0  # the protocol's own check
+    lo, hi = details["model_success_ci95"]
+    assert lo <= details["model_success"] <= hi
+    assert "model_final_distance_relative" in details and "tolerance" in str(summary["tasks"])
+    timings = json.loads((d / "timings" / "p.json").read_text())
+    assert timings["model_frames_per_s"] > 0 and timings["model_seconds_per_plan"] > 0
+    assert len(list((d / "plan").glob("*.png"))) == p.plan.pictures
+
+
+def test_bad_plan_params_are_refused_naming_the_key() -> None:
+    from worldmodel.config import ParamsError, parse_params
+
+    for bad, key in (
+        ({"plan": {"samples": 8, "elites": 16}}, "plan.elites"),
+        ({"plan": {"horizon": 3, "replan_every": 5}}, "plan.replan_every"),
+        ({"plan": {"solver": "adam"}}, "plan.solver"),
+        ({"plan": {"goal_offset": 200}}, "plan.goal_offset"),
+    ):
+        with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
+            parse_params(bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["cartpole-swingup", "reacher-easy"])
+def test_a_stored_dmc_state_renders_its_frame(tmp_path: Path, task: str) -> None:
+    """The real simulator reset to a stored state renders the stored frame exactly, and
+    the episode's constants (reacher's target) come back with it."""
+    from worldmodel.data.episodes import EpisodeStore
+    from worldmodel.envs import make_env
+
+    path = _store(tmp_path, tasks=[task], episodes_per_task=2, frames_per_episode=12, image_size=32)
+    with EpisodeStore(path) as store:
+        ep = store.read(1)
+        states, positions = store.read_states(1)
+        env = make_env(
+            task, image_size=32, camera=store.camera[0], action_repeat=store.action_repeat[0]
+        )
+        env.reset(12345)  # another episode's state first: nothing of it may remain
+        for t in (0, 7, 11):
+            assert np.array_equal(env.set_state(states[t]), ep.frames[t])
+            assert np.allclose(env.positions(), positions[t])
