@@ -71,9 +71,7 @@ def main() -> None:
         for name in args.agents.split(","):
             agent, t0 = agents[name](), time.perf_counter()
             rs = [
-                run_goal(
-                    env, store, p, agent, spec, context=4, budget=args.budget, replan_every=5
-                )
+                run_goal(env, store, p, agent, spec, context=4, budget=args.budget, replan_every=5)
                 for p in pairs
             ]
             ok = np.mean([r.success for r in rs])
