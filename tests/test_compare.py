@@ -126,3 +126,24 @@ def test_a_revision_with_a_removed_knob_is_still_read() -> None:
     assert params_of_revision(neutral, "old") == today
     used = params_of_revision({"dynamics": {"inference_regime_fraction": 0.25}}, "old")
     assert used == {**today, "dynamics.inference_regime_fraction": 0.25}
+
+
+def test_runs_made_before_the_plan_stage_are_compared_without_its_rows() -> None:
+    from wm.compare import HEADLINE, PLAN, Experiment, compare
+
+    def exp(name: str, seed: int, plan: bool) -> Experiment:
+        details = {key: 1.0 + seed for file, key, _ in HEADLINE if file != PLAN and "." not in key}
+        metrics = {
+            "metrics/details/evaluate.json": details,
+            "metrics/details/tokenizer.json": {"val": {"psnr": 30.0 + seed}},
+        }
+        if plan:
+            metrics[PLAN] = {"model_success": 0.5, "oracle_success": 0.9, "random_success": 0.1}
+        params = {"base.seed": seed, "collect.tasks": "cartpole-swingup"}
+        return Experiment(name, params, metrics)
+
+    with_plan = compare([exp("a", 0, True), exp("b", 1, True)])
+    assert "goal success: world model | 0.50" in with_plan
+    older = compare([exp("a", 0, True), exp("b", 1, False)])
+    assert "goal success" not in older.split("so left out")[0]
+    assert "Not in every run, so left out: goal success: world model" in older

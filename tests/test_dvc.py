@@ -82,13 +82,14 @@ def test_full_dag_exactness_remote_and_mlflow(
     dvc = str(Path(sys.executable).parent / "dvc")
     _sh([dvc, "repro"], repo, env)
     assert _status(dvc, repo, env) == set()
-    for name in ("collect", "tokenizer", "tokenize", "dynamics", "evaluate"):
+    for name in ("collect", "tokenizer", "tokenize", "dynamics", "evaluate", "plan"):
         for kind in ("details", "timings"):
             assert (repo / "metrics" / kind / f"{name}.json").is_file(), (kind, name)
         # headline files for every stage with a quality number (tokenize has none)
         assert (repo / "metrics" / f"{name}.json").is_file() == (name != "tokenize")
     assert json.loads((repo / "metrics/collect.json").read_text())["episodes"] == 6
     assert (repo / "data/eval/psnr_vs_horizon.png").is_file()
+    assert json.loads((repo / "metrics/details/plan.json").read_text())["replay_success"] == 1.0
 
     res = _sh([dvc, "repro"], repo, env)  # a no-op: nothing reruns
     assert "didn't change" in res.stdout or "up to date" in res.stdout
@@ -107,7 +108,7 @@ def test_full_dag_exactness_remote_and_mlflow(
     _sh([dvc, "checkout", "--force"], repo, env)
     assert _status(dvc, repo, env) == set()
 
-    stages = ["collect", "train_tokenizer", "tokenize", "train_dynamics", "evaluate"]
+    stages = ["collect", "train_tokenizer", "tokenize", "train_dynamics", "evaluate", "plan"]
     import yaml
 
     original = (repo / "params.yaml").read_text()
@@ -118,6 +119,7 @@ def test_full_dag_exactness_remote_and_mlflow(
             ("tokenize", "batch_size"),
             ("dynamics", "tau_ctx"),
             ("evaluate", "steps"),
+            ("plan", "budget"),
         ]
     ):
         data = yaml.safe_load(original)
@@ -126,12 +128,16 @@ def test_full_dag_exactness_remote_and_mlflow(
         assert _status(dvc, repo, env) == {stages[i]}, section  # only the stage that reads it
     # Run one for real: the changed stage and those downstream of its new output rerun.
     res = _sh([dvc, "repro"], repo, env).stdout
-    assert set(re.findall(r"Running stage '([^']+)'", res)) == {"evaluate"}
+    assert set(re.findall(r"Running stage '([^']+)'", res)) == {"plan"}
     data = yaml.safe_load(original)
     data["dynamics"]["tau_ctx"] = 0.7  # the context's signal level
     (repo / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     res = _sh([dvc, "repro"], repo, env).stdout
-    assert set(re.findall(r"Running stage '([^']+)'", res)) == {"train_dynamics", "evaluate"}
+    assert set(re.findall(r"Running stage '([^']+)'", res)) == {
+        "train_dynamics",
+        "evaluate",
+        "plan",
+    }
     (repo / "params.yaml").write_text(original)
     _sh([dvc, "repro"], repo, env)
     assert _status(dvc, repo, env) == set()
@@ -139,7 +145,8 @@ def test_full_dag_exactness_remote_and_mlflow(
     forcing = repo / "worldmodel" / "forcing.py"
     text = forcing.read_text()
     forcing.write_text(text + "\n# edited\n")
-    assert _status(dvc, repo, env) == {"train_dynamics", "evaluate"}  # both import forcing.py
+    # train_dynamics, evaluate and plan import forcing.py
+    assert _status(dvc, repo, env) == {"train_dynamics", "evaluate", "plan"}
     forcing.write_text(text)
     assert _status(dvc, repo, env) == set()
 
@@ -197,7 +204,7 @@ def test_queued_seeds_are_tracked_in_the_project_store_and_compared(
         ).fetchall()
     names = {name for name, _ in rows}
     assert len(names) == 2 and all(names), rows
-    stages = {"collect", "train_tokenizer", "tokenize", "train_dynamics", "evaluate"}
+    stages = {"collect", "train_tokenizer", "tokenize", "train_dynamics", "evaluate", "plan"}
     for name in names:
         assert {stage for n, stage in rows if n == name} == stages, rows
 

@@ -180,3 +180,15 @@ def test_a_stored_dmc_state_renders_its_frame(tmp_path: Path, task: str) -> None
         for t in (0, 7, 11):
             assert np.array_equal(env.set_state(states[t]), ep.frames[t])
             assert np.allclose(env.positions(), positions[t])
+
+
+def test_the_next_plan_starts_from_what_is_left_of_the_last() -> None:
+    planner = Planner(
+        PlannerConfig(horizon=4, samples=8, iterations=1, elites=2), -torch.ones(1), torch.ones(1)
+    )
+    planner.mean = torch.tensor([[0.1], [0.2], [0.3], [0.4]])
+    planner.shift(3)
+    assert torch.equal(planner.mean, torch.tensor([[0.4], [0.4], [0.4], [0.4]]))
+    planner.mean = torch.tensor([[0.1], [0.2], [0.3], [0.4]])
+    planner.shift(1)
+    assert torch.equal(planner.mean, torch.tensor([[0.2], [0.3], [0.4], [0.4]]))

@@ -38,6 +38,7 @@ from worldmodel.config import flatten, parse_params
 
 # (metrics file, key path, short label) of the headline numbers, in table order.
 EVAL, TOK = "metrics/details/evaluate.json", "metrics/details/tokenizer.json"
+PLAN = "metrics/details/plan.json"
 HEADLINE: list[tuple[str, str, str]] = [
     (EVAL, "gain_over_repeat_last_db", "gain over repeat-last (dB)"),
     (EVAL, "action_sensitivity_db", "shuffled-actions cost, h=H (dB)"),
@@ -49,7 +50,12 @@ HEADLINE: list[tuple[str, str, str]] = [
     (EVAL, "psnr_h1", "rollout PSNR, h1 (dB)"),
     (EVAL, "tokenizer_ceiling_psnr", "tokenizer PSNR, test (dB)"),
     (TOK, "val.psnr", "tokenizer PSNR, val (dB)"),
+    (PLAN, "model_success", "goal success: world model"),
+    (PLAN, "oracle_success", "goal success: oracle planner"),
+    (PLAN, "random_success", "goal success: random actions"),
 ]
+# runs made before the plan stage existed have no plan numbers: left out, and said so
+OPTIONAL_FILES = {PLAN}
 
 
 # the derived param that tells a task's own model from a model shared by several tasks
@@ -209,9 +215,12 @@ def compare(experiments: list[Experiment], headline: list[tuple[str, str, str]] 
 def _compare_one_task(experiments: list[Experiment], headline: list[tuple[str, str, str]]) -> str:
     groups = group_experiments(experiments)
     shared = any(e.params.get(TRAINED_ON, "") != e.params.get("collect.tasks") for e in experiments)
-    if shared:  # a shared model lacks per-task numbers of some stages: compare the rest
-        missing = [h for h in headline if not all(e.has(h[0], h[1]) for e in experiments)]
-        headline = [h for h in headline if h not in missing]
+    missing = [
+        h
+        for h in headline
+        if (shared or h[0] in OPTIONAL_FILES) and not all(e.has(h[0], h[1]) for e in experiments)
+    ]
+    headline = [h for h in headline if h not in missing]
     lines: list[str] = []
     for i, g in enumerate(groups):
         seeds = ", ".join(str(m.seed) for m in g.members)
@@ -238,9 +247,10 @@ def _compare_one_task(experiments: list[Experiment], headline: list[tuple[str, s
                 verdict = f"{'higher' if diff > 0 else 'lower'} ({method})"
             lines.append(f"| {label} | {_fmt(diff)} | [{_fmt(lo)}, {_fmt(hi)}] | {verdict} |")
         lines.append("")
-    if shared and missing:
+    if missing:
         left_out = ", ".join(label for _, _, label in missing)
-        lines += [f"Not per task for a model of several tasks, so left out: {left_out}.", ""]
+        why = "Not per task for a model of several tasks" if shared else "Not in every run"
+        lines += [f"{why}, so left out: {left_out}.", ""]
     return "\n".join(lines)
 
 

@@ -216,9 +216,12 @@ class SimulatorAgent:
 
     def reset(self, pair: GoalPair, history: History) -> None:
         self.planner.reset()
+        self.seen = len(history.actions)
 
     def act(self, history: History) -> np.ndarray:
         goal = history.goal_positions
+        self.planner.shift(len(history.actions) - self.seen)  # warm start: what is left
+        self.seen = len(history.actions)
 
         def cost(actions: torch.Tensor) -> torch.Tensor:
             pos = self.env.simulate(history.state, actions.numpy())  # (N, H, P)
@@ -281,6 +284,7 @@ class WorldModelAgent:
 
     def reset(self, pair: GoalPair, history: History) -> None:
         self.planner.reset()
+        self.seen = len(history.actions)
         self.first_imagined = None
         goal = np.stack([*history.frames[-(self.clip_frames - 1) :], history.goal_frame])
         self.goal = torch.from_numpy(
@@ -343,6 +347,8 @@ class WorldModelAgent:
 
     def act(self, history: History) -> np.ndarray:
         assert self.goal is not None
+        self.planner.shift(len(history.actions) - self.seen)  # warm start: what is left
+        self.seen = len(history.actions)
         cache = self.context_cache(history)
 
         def cost(actions: torch.Tensor) -> torch.Tensor:
