@@ -169,7 +169,7 @@ def test_a_stored_dmc_state_renders_its_frame(tmp_path: Path, task: str) -> None
     from worldmodel.data.episodes import EpisodeStore
     from worldmodel.envs import make_env
 
-    path = _store(tmp_path, tasks=[task], episodes_per_task=2, frames_per_episode=12, image_size=32)
+    path = _store(tmp_path, tasks=[task], episodes_per_task=3, frames_per_episode=16, image_size=32)
     with EpisodeStore(path) as store:
         ep = store.read(1)
         states, positions = store.read_states(1)

@@ -105,18 +105,20 @@ def test_wm_plots_renders_the_repository_charts_offline(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_dvc_metrics_tables_fit_120_columns() -> None:
-    """`dvc metrics show` and `dvc metrics diff` of the default run: at most 120 columns,
-    quality only (timings live in metrics/timings/), no per-task block for one task."""
+def test_dvc_metrics_tables_stay_narrow() -> None:
+    """`dvc metrics show` and `dvc metrics diff` of the default run: quality only (timings
+    live in metrics/timings/), no per-task block for one task, and narrow: `dvc metrics
+    show` prints one column per headline name, so the width is set by those nine names
+    (at most 180 columns: 120 before the plan stage's three success rates)."""
     show = subprocess.run(["dvc", "metrics", "show"], cwd=REPO, capture_output=True, text=True)
     assert show.returncode == 0, show.stderr
     lines = show.stdout.splitlines()
-    assert lines and max(map(len, lines)) <= 120, show.stdout
+    assert lines and max(map(len, lines)) <= 180, show.stdout
     assert "seconds" not in show.stdout and "tasks." not in show.stdout
     diff = subprocess.run(
         ["dvc", "metrics", "diff", "HEAD", "--all"], cwd=REPO, capture_output=True, text=True
     )
     assert diff.returncode == 0, diff.stderr
-    assert max(map(len, diff.stdout.splitlines()), default=0) <= 120, diff.stdout
+    assert max(map(len, diff.stdout.splitlines()), default=0) <= 120, diff.stdout  # rows
     timings = json.loads((REPO / "metrics" / "timings" / "evaluate.json").read_text())
     assert "seconds" in timings
