@@ -1,6 +1,7 @@
 """``wm``: one command line for humans that groups the stages and project helpers.
 
 wm collect               record episodes (the `collect` DVC stage)
+wm plan                  goal-reaching with the world model (the `plan` DVC stage)
 wm tasks                 list the task names `collect.tasks` accepts
 wm preset tier2          set params.yaml to presets/tier2.yaml over the defaults
 wm params-doc            print the params reference (Markdown)
