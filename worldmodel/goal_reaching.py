@@ -24,7 +24,6 @@ Latents follow the sampler's signal-level convention (``worldmodel/sampler.py``)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,7 +33,7 @@ import torch
 from worldmodel.codec import decode_latents, encode_episode
 from worldmodel.data.episodes import EpisodeStore
 from worldmodel.planner import Planner, PlannerConfig
-from worldmodel.sampler import corrupt, rollout_cached
+from worldmodel.sampler import context_kv_cache, corrupt, rollout_cached
 from worldmodel.tasks import SuccessSpec
 
 
@@ -267,7 +266,7 @@ class WorldModelAgent:
     ) -> None:
         self.tok, self.dyn = tokenizer, dynamics
         self.clip_frames, self.tau_ctx, self.window = clip_frames, tau_ctx, window
-        self.cfg, self.context, self.steps, self.cost_kind = cfg, context, steps, cost
+        self.context, self.steps, self.cost_kind = context, steps, cost
         self.device, self.seed = device, seed
         self.dim = len(low)
         self.planner = Planner(cfg, torch.from_numpy(low), torch.from_numpy(high), seed=seed)
@@ -294,22 +293,20 @@ class WorldModelAgent:
     def context_cache(self, history: History) -> Any:
         """The KV cache of the last ``context`` real frames (a batch of one), corrupted to
         the context level as in training; every candidate of a plan continues from it."""
-        past = self.encode(history.frames)  # (C, L, C)
-        acts = self.padded(np.stack(history.actions[-self.context :]))  # (C, A)
         g = torch.Generator().manual_seed(self.seed)
-        cache = self.dyn.new_kv_cache(self.window)
-        one = torch.ones(1, device=self.device)
-        for z, a in zip(past, acts, strict=True):
-            noise = torch.randn(z.shape, generator=g).to(z)
-            self.dyn.kv_cached_step(
-                cache,
-                z=corrupt(z[None], self.tau_ctx, noise[None]),
-                tau=one * self.tau_ctx,
-                d=one / self.dyn.cfg.k_max,
-                action=a[None],
-                commit=True,
-            )
-        return cache
+        past = [
+            corrupt(z[None], self.tau_ctx, torch.randn(z.shape, generator=g).to(z)[None])
+            for z in self.encode(history.frames)  # (L, C) each
+        ]
+        acts = self.padded(np.stack(history.actions[-self.context :]))  # (C, A)
+        return context_kv_cache(
+            self.dyn,
+            past,
+            acts[None],
+            tau_ctx=self.tau_ctx,
+            label_d=1.0 / self.dyn.cfg.k_max,
+            window=self.window,
+        )
 
     def padded(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Actions ``(..., A)`` zero-padded to the model's action width."""
@@ -392,6 +389,3 @@ def summarize_agent(results: list[GoalResult]) -> dict[str, Any]:
         "decisions": round(float(np.mean([r.decisions for r in results])), 2),
         "seconds_per_plan": round(sum(r.plan_seconds for r in results) / max(plans, 1), 4),
     }
-
-
-ProgressFn = Callable[[int], None]

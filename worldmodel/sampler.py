@@ -174,16 +174,9 @@ def _rollout_kv_cached(
     """:func:`rollout` with the model's KV cache: the same sampler, one frame's tokens per step."""
     c = len(past)
     label_d = 1.0 / steps if context_d is None else context_d
-    cache = f.new_kv_cache(window)
-    for i in range(max(0, c - (window - 1)), c):  # the context frames the window holds
-        f.kv_cached_step(
-            cache,
-            z=past[i],
-            tau=_full(past[i], tau_ctx),
-            d=_full(past[i], label_d),
-            action=actions[:, i],
-            commit=True,
-        )
+    cache = context_kv_cache(
+        f, past, actions[:, :c], tau_ctx=tau_ctx, label_d=label_d, window=window
+    )
     return rollout_cached(
         f,
         cache,
@@ -195,6 +188,38 @@ def _rollout_kv_cached(
         like=past[0],
         truth=truth,
     )
+
+
+@torch.no_grad()
+def context_kv_cache(
+    f: Any,
+    past: list[torch.Tensor],
+    actions: torch.Tensor,
+    *,
+    tau_ctx: float,
+    label_d: float,
+    window: int,
+) -> Any:
+    """A new KV cache holding the context frames, as a rollout starts from them.
+
+    Args:
+        past: ``C`` latents ``(B, L, Ch)`` already corrupted to ``tau_ctx``.
+        actions: ``(B, C, A)``; ``actions[:, i]`` led into ``past[i]``.
+        label_d: the step size the context frames are labelled with.
+        window: frames the model sees at once; only the last ``window - 1`` are kept.
+    """
+    c = len(past)
+    cache = f.new_kv_cache(window)
+    for i in range(max(0, c - (window - 1)), c):  # the context frames the window holds
+        f.kv_cached_step(
+            cache,
+            z=past[i],
+            tau=_full(past[i], tau_ctx),
+            d=_full(past[i], label_d),
+            action=actions[:, i],
+            commit=True,
+        )
+    return cache
 
 
 def _full(like: torch.Tensor, x: float) -> torch.Tensor:

@@ -334,17 +334,21 @@ class EpisodeStore:
             chosen &= self.task_ids == self.tasks.index(task)
         return np.flatnonzero(chosen)
 
+    def _rows(self, episode: int, start: int, stop: int | None) -> slice:
+        """The store rows of frames ``[start, stop)`` of ``episode`` (None: to its end)."""
+        length = int(self.lengths[episode])
+        stop = length if stop is None else stop
+        if not 0 <= start < stop <= length:
+            raise IndexError(f"episode {episode} has {length} frames; asked [{start}, {stop})")
+        return slice(int(self.starts[episode]) + start, int(self.starts[episode]) + stop)
+
     def read_states(
         self, episode: int, start: int = 0, stop: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Simulator states ``(T, D)`` and success positions ``(T, P)`` of frames
         ``[start, stop)`` of ``episode``, at the task's own sizes."""
-        length = int(self.lengths[episode])
-        stop = length if stop is None else stop
-        if not 0 <= start < stop <= length:
-            raise IndexError(f"episode {episode} has {length} frames; asked [{start}, {stop})")
         task = int(self.task_ids[episode])
-        s = slice(int(self.starts[episode]) + start, int(self.starts[episode]) + stop)
+        s = self._rows(episode, start, stop)
         try:
             states = self.f["states"][s, : self.state_dims[task]]
             positions = self.f["positions"][s, : len(self.position_names[task])]
@@ -358,11 +362,7 @@ class EpisodeStore:
 
     def read(self, episode: int, start: int = 0, stop: int | None = None) -> Episode:
         """Frames ``[start, stop)`` of ``episode`` with their actions, rewards and discounts."""
-        length = int(self.lengths[episode])
-        stop = length if stop is None else stop
-        if not 0 <= start < stop <= length:
-            raise IndexError(f"episode {episode} has {length} frames; asked [{start}, {stop})")
-        s = slice(int(self.starts[episode]) + start, int(self.starts[episode]) + stop)
+        s = self._rows(episode, start, stop)
         try:
             data = {k: self.f[k][s] for k in ("frames", "actions", "rewards", "discounts")}
         except OSError as exc:  # a chunk that fails its checksum or decompression
