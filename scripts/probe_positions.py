@@ -9,13 +9,22 @@ then scored on *test* episodes: on the tokenizer's own latents, and on the laten
 dynamics model predicts at horizons 1, 4 and 16 of rollouts from ``--context`` true
 frames with the recorded actions (the sampler of the evaluate stage, K = ``--steps``).
 Prints one row per source, one R² column per position (1: all of it, 0: none).
+
+    python scripts/probe_positions.py --reference            # is the next frame knowable?
+
+``--reference`` asks whether the one-step loss is the data's or the model's. On the same
+test frames it compares next-frame latents (MSE, and the probe's R² on them) predicted by:
+the dynamics model itself (one x-prediction from pure noise, ``tau = 0``, ``d = 1/k_max``,
+the past at ``tau_ctx``); a reference regressor, a two-layer MLP trained by plain MSE on
+train frames to map the last ``--reference-frames`` latents and the action to the next
+latents, once from clean past latents and once from past latents noised to ``tau_ctx`` as
+the model sees them; and repeat-last. A reference far better than the model says the
+information is in the latents and the dynamics fails to use it.
 """
 
 from __future__ import annotations
 
 import argparse
-
-import numpy as np
 
 
 def main() -> None:
@@ -28,69 +37,126 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=4)
     ap.add_argument("--horizons", default="1,4,16")
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--reference", action="store_true", help="next-frame reference regressor")
+    ap.add_argument("--reference-frames", type=int, default=2, help="past frames it sees")
+    ap.add_argument("--reference-steps", type=int, default=3000)
     args = ap.parse_args()
-
-    import torch
 
     from worldmodel.checkpoints import load_model
     from worldmodel.data.episodes import EpisodeStore
     from worldmodel.data.latents import LatentStore
     from worldmodel.models.dynamics import Dynamics
+    from worldmodel.probe import probe_positions
+
+    store = EpisodeStore(args.episodes)
+    task = args.task or store.tasks[0]
+    dyn, meta = load_model(args.dynamics, Dynamics)
+    if args.reference:
+        reference(store, LatentStore(args.latents), task, dyn, meta, args)
+        return
+    horizons = tuple(int(h) for h in args.horizons.split(","))
+    table = probe_positions(
+        store,
+        LatentStore(args.latents),
+        task,
+        dyn,
+        tau_ctx=meta.params.dynamics.tau_ctx,
+        window=meta.params.dynamics.long_seq_len,
+        windows=args.windows,
+        context=args.context,
+        horizons=horizons,
+        steps=args.steps,
+    )
+    names = list(table["tokenizer"])
+    print(f"{task}: R² of positions from latents (probe fitted on train frames, scored on test)")
+    print("source\t" + "\t".join(names))
+    for src, r2 in table.items():
+        print(src + "\t" + "\t".join(f"{r2[n]:.3f}" for n in names))
+
+
+def reference(store, latents, task, dyn, meta, args) -> None:  # noqa: ANN001
+    """``--reference``: the dynamics' one-step prediction against a plain MLP regressor."""
+    import numpy as np
+    import torch
+
     from worldmodel.probe import Probe
-    from worldmodel.sampler import rollout
+    from worldmodel.sampler import corrupt
     from worldmodel.tasks import success_spec
 
-    store, latents = EpisodeStore(args.episodes), LatentStore(args.latents)
-    task = args.task or store.tasks[0]
-    spec = success_spec(task)
-    p_dim = len(spec.names)
+    spec, k = success_spec(task), args.reference_frames
+    tau_ctx = meta.params.dynamics.tau_ctx
+    past = max(k, args.context)
 
-    def rows(split: str) -> np.ndarray:
-        eps = store.episode_ids(split, task)
-        return np.concatenate(
-            [np.arange(store.starts[e], store.starts[e] + store.lengths[e]) for e in eps]
+    def frames(split: str, every: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``(N, past + 1)`` of windows ending at each predicted frame, and its positions."""
+        rows, pos = [], []
+        for e in store.episode_ids(split, task):
+            s, n = int(store.starts[e]), int(store.lengths[e])
+            p = store.read_states(int(e))[1]
+            for t in range(past, n, every):
+                rows.append(np.arange(s + t - past, s + t + 1))
+                pos.append(p[t])
+        return np.asarray(rows), np.asarray(pos)
+
+    train, train_pos = frames("train", 1)
+    test, test_pos = frames("test", 3)
+    z_all = torch.from_numpy(latents.latents).float()
+    a_all = torch.from_numpy(latents.actions).float()
+    probe = Probe.fit(latents.latents[train[:, -1]], train_pos, spec)
+    truth = z_all[test[:, -1]]
+    g = torch.Generator().manual_seed(0)
+
+    def noised(z: torch.Tensor) -> torch.Tensor:
+        return corrupt(z, tau_ctx, torch.randn(z.shape, generator=g))
+
+    def mlp_inputs(rows: np.ndarray, noisy: bool) -> torch.Tensor:
+        z = z_all[rows[:, -1 - k : -1]].flatten(1)
+        return torch.cat([noised(z) if noisy else z, a_all[rows[:, -1]]], 1)
+
+    results = {}
+    for noisy in (False, True):
+        torch.manual_seed(0)
+        x, y = mlp_inputs(train, noisy), z_all[train[:, -1]].flatten(1)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], 256),
+            torch.nn.GELU(),
+            torch.nn.Linear(256, 256),
+            torch.nn.GELU(),
+            torch.nn.Linear(256, y.shape[1]),
         )
-
-    positions = store.f["positions"][:, :p_dim]
-    train, test = rows("train"), rows("test")
-    probe = Probe.fit(latents.latents[train], positions[train], spec)
-    table = {"tokenizer latents (test frames)": probe.r2(latents.latents[test], positions[test])}
-
-    dyn, meta = load_model(args.dynamics, Dynamics)
-    dp = meta.params.dynamics
-    horizons = [int(h) for h in args.horizons.split(",")]
-    length = args.context + max(horizons)
-    starts = []
-    for e in store.episode_ids("test", task):
-        n = int(store.lengths[e])
-        starts += [int(store.starts[e]) + s for s in range(0, n - length + 1, length)]
-    starts = np.asarray(starts)[
-        np.linspace(0, len(starts) - 1, min(args.windows, len(starts))).astype(int)
-    ]
-    idx = starts[:, None] + np.arange(length)
-    z, a = torch.from_numpy(latents.latents[idx]), torch.from_numpy(latents.actions[idx])
+        opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=0.05)
+        for _ in range(args.reference_steps):
+            i = torch.randint(0, len(x), (256,), generator=g)
+            loss = (net(x[i]) - y[i]).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            pred = net(mlp_inputs(test, noisy)).view_as(truth)
+        name = f"MLP of {k} past frames" + (
+            f", noised to tau_ctx {tau_ctx:g}" if noisy else ", clean"
+        )
+        results[name] = pred
+    c = args.context
+    z = z_all[test[:, -1 - c :]].clone()
+    z[:, :c] = noised(z[:, :c])
+    z[:, c] = torch.randn(z[:, c].shape, generator=g)
+    tau = torch.full(z.shape[:2], tau_ctx)
+    tau[:, c] = 0.0
+    d = torch.full(z.shape[:2], 1.0 / dyn.cfg.k_max)
     with torch.no_grad():
-        pred = rollout(
-            dyn,
-            context=z[:, : args.context],
-            actions=a,
-            horizon=max(horizons),
-            steps=args.steps,
-            tau_ctx=dp.tau_ctx,
-            window=dp.long_seq_len,
-            generator=torch.Generator().manual_seed(0),
-            context_d=1.0 / dyn.cfg.k_max,
-        ).numpy()
-    for h in horizons:
-        truth = positions[idx[:, args.context + h - 1]]
-        table[f"model prediction, h{h}"] = probe.r2(pred[:, h - 1], truth)
-        table[f"repeat-last frame, h{h}"] = probe.r2(
-            latents.latents[idx[:, args.context - 1]], truth
-        )
-    print(f"{task}: R² of positions from latents (probe fitted on train frames)")
-    print("source\t" + "\t".join(spec.names))
-    for name, r2 in table.items():
-        print(name + "\t" + "\t".join(f"{r2[n]:.3f}" for n in spec.names))
+        results["dynamics model, one step from pure noise"] = dyn(
+            z, tau, d, a_all[test[:, -1 - c :]]
+        )[:, c]
+    results["repeat-last"] = z_all[test[:, -2]]
+    print(
+        f"{task}: next-frame latents on {len(test)} test frames (reference trained on {len(train)})"
+    )
+    print("predictor\tlatent MSE\t" + "\t".join(f"R² {n}" for n in spec.names))
+    for name, pred in results.items():
+        r2 = probe.r2(pred.numpy(), test_pos)
+        mse = float((pred - truth).square().mean())
+        print(f"{name}\t{mse:.4f}\t" + "\t".join(f"{r2[n]:.3f}" for n in spec.names))
 
 
 if __name__ == "__main__":

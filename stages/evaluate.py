@@ -27,6 +27,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def run(
     params: Params,
     episodes: Path = Path("data/episodes.h5"),
+    latents: Path = Path("data/latents.h5"),
     tokenizer: Path = Path("data/tokenizer/model.pt"),
     dynamics: Path = Path("data/dynamics/model.pt"),
     out_dir: Path = Path("data/eval"),
@@ -68,13 +69,23 @@ def run(
         )
         t0 = time.perf_counter()
         with progress_bar(STAGE, 1, "window-steps/s") as bar:
+            store = EpisodeStore(episodes)
             report = evaluate_store(
                 ev,
-                EpisodeStore(episodes),
+                store,
                 e,
                 dyn.cfg.k_max,
                 log=lambda line: console.print(f"{STAGE}: {line}"),
                 on_progress=lambda done, n: bar(done, done / (time.perf_counter() - t0), total=n),
+            )
+        if e.probe_windows:
+            report.summary["overall"]["probe_r2"] = probe_tasks(
+                store=store,
+                latents=latents,
+                dynamics=dyn,
+                dyn_meta=dyn_meta,
+                e=e,
+                seed=params.base.seed,
             )
         write_tsv(rollout_tsv, report.rows, list(report.rows[0]), digits=5)
         write_tsv(sweep_tsv, report.sweep, list(report.sweep[0]))
@@ -107,6 +118,56 @@ def run(
             tracker.log_artifact(out_dir, "eval")
     console.print(f"{STAGE}: {result_line(report.summary['overall'])}")
     return report.summary
+
+
+def probe_tasks(
+    *,
+    store: Any,
+    latents: Path,
+    dynamics: Any,
+    dyn_meta: Any,
+    e: Any,
+    seed: int,
+) -> dict[str, Any]:
+    """Each task's position probe (``worldmodel.probe.probe_positions``): ``{task: table}``."""
+    from worldmodel.data.latents import LatentStore
+    from worldmodel.probe import probe_positions
+    from worldmodel.progress import console
+    from worldmodel.tasks import success_spec
+
+    lat, out = LatentStore(latents), {}
+    for task in store.tasks:
+        try:
+            success_spec(task)
+        except ValueError:
+            console.print(f"{STAGE}: {task}: no success positions are defined; no probe")
+            continue
+        t0 = time.perf_counter()
+        table = probe_positions(
+            store,
+            lat,
+            task,
+            dynamics,
+            tau_ctx=dyn_meta.params.dynamics.tau_ctx,
+            window=dyn_meta.params.dynamics.long_seq_len,
+            windows=e.probe_windows,
+            context=e.context,
+            horizons=tuple(h for h in e.sweep_at if h <= e.horizon),
+            steps=e.steps,
+            seed=seed,
+        )
+        out[task] = table
+        h1 = next((k for k in table if k.startswith("model_h")), None)
+        shown = ["tokenizer"] + ([h1] if h1 else [])
+        cells = "; ".join(
+            src.replace("_", " ") + ": " + ", ".join(f"{n} {v:.2f}" for n, v in table[src].items())
+            for src in shown
+        )
+        console.print(
+            f"{STAGE}: {task}: probe R² of positions from latents, {cells} "
+            f"({time.perf_counter() - t0:.0f} s)"
+        )
+    return out
 
 
 @app.command()

@@ -147,6 +147,12 @@ def run(
                 predict["frames"] += model.frames_predicted
         seconds = time.perf_counter() - t0
         summary = _summary(results, summarize_agent, specs, p)
+        # each goal's outcome per task and agent, in goal order (for paired comparisons
+        # such as scripts/bench_plan.py; not written to the metrics)
+        summary["outcomes"] = {
+            task: {name: [r.success for r in rs] for name, rs in by_agent.items()}
+            for task, by_agent in results.items()
+        }
         overall = summary["overall"]
         overall["seconds"] = round(seconds, 2)
         overall["model_frames_per_s"] = round(predict["frames"] / max(predict["seconds"], 1e-9), 1)

@@ -134,7 +134,11 @@ def test_rules_across_sections() -> None:
 
 
 def test_presets_cover_the_three_tiers() -> None:
-    assert {"tier1", "tier2", "tier3"} <= set(list_presets())
+    assert {"tier1", "tier2", "tier2-cpu", "tier3"} <= set(list_presets())
+    cpu = resolve_preset("tier2-cpu")  # reacher on a CPU: its own budget, the usual view
+    assert cpu.collect.tasks == ["reacher-easy"] and cpu.collect.image_size == 64
+    assert cpu.collect.camera is None and cpu.collect.action_repeat is None
+    assert cpu.tokenizer.train.steps > Params().tokenizer.train.steps
     # tier1 is the default params, and the committed params.yaml holds the defaults
     assert resolve_preset("tier1") == Params() == load_params(REPO / "params.yaml")
 

@@ -64,6 +64,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     result = evaluate.run(
         params,
         episodes=d / "episodes.h5",
+        latents=d / "latents.h5",
         tokenizer=d / "tok" / "model.pt",
         dynamics=d / "dyn" / "model.pt",
         out_dir=d / "eval",

@@ -112,7 +112,9 @@ def test_the_exact_simulator_reaches_goals_and_random_actions_do_not(tmp_path: P
     assert rate["random"] <= 0.3, rate
 
 
-def test_plan_runs_end_to_end_on_the_tiny_preset(tmp_path: Path) -> None:
+def test_plan_runs_end_to_end_on_the_tiny_preset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     from stages import collect, evaluate, plan, tokenize, train_dynamics, train_tokenizer  # noqa: F401
 
     p = tiny_params(episodes_per_task=6, frames_per_episode=24, test_fraction=0.34)
@@ -146,6 +148,31 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(tmp_path: Path) -> None:
     timings = json.loads((d / "timings" / "p.json").read_text())
     assert timings["model_frames_per_s"] > 0 and timings["model_seconds_per_plan"] > 0
     assert len(list((d / "plan").glob("*.png"))) == p.plan.pictures
+    (task,) = summary["outcomes"]  # each goal's outcome, for paired comparisons
+    assert np.mean(summary["outcomes"][task]["model"]) == details["model_success"]
+
+    # scripts/bench_plan.py scores planner arms on the same goals of a run's models: an
+    # arm identical to the first meets the same goals with the same seed, so it differs
+    # by exactly nothing, goal by goal
+    import yaml
+
+    from tests.conftest import load_script
+
+    run = d / "run"
+    (run / "tokenizer").mkdir(parents=True)
+    (run / "dynamics").mkdir()
+    (run / "episodes.h5").symlink_to(d / "e.h5")
+    (run / "tokenizer" / "model.pt").symlink_to(d / "tok" / "model.pt")
+    (run / "dynamics" / "model.pt").symlink_to(d / "dyn" / "model.pt")
+    (d / "params.yaml").write_text(yaml.safe_dump(p.model_dump(mode="json")))
+    argv = ["bench_plan.py", "--params", str(d / "params.yaml"), "--run", str(run)]
+    argv += ["--arm", "base=", "--arm", "same=plan.cost=last", "--out", str(d / "arms.tsv")]
+    monkeypatch.setattr("sys.argv", argv)
+    load_script("bench_plan").main()
+    out = capsys.readouterr().out
+    assert "same - base: +0% [+0%, +0%] (paired by goal)" in out
+    rows = (d / "arms.tsv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1].split("\t")[3] == str(details["model_success"])
 
 
 def test_bad_plan_params_are_refused_naming_the_key() -> None:

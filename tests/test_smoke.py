@@ -49,6 +49,7 @@ def test_stage_functions_end_to_end(tmp_path: Path) -> None:
     out = evaluate.run(
         p,
         episodes=d / "e.h5",
+        latents=d / "l.h5",
         tokenizer=d / "tok" / "model.pt",
         dynamics=d / "dyn" / "model.pt",
         out_dir=d / "eval",
@@ -65,6 +66,15 @@ def test_stage_functions_end_to_end(tmp_path: Path) -> None:
     assert set(headline) == {"gain_db", "shuffle_cost_db", "exposure_bias_db"}
     assert headline["gain_db"] == details["gain_over_repeat_last_db"]
     assert "tasks" not in details and "seconds" not in details and timings["seconds"] > 0
+    # the position probe of every task: from the tokenizer's latents, the model's
+    # predictions and the last context frame, one R² per position, at most 1
+    (task,) = details["probe_r2"]
+    probe = details["probe_r2"][task]
+    horizons = [h for h in p.evaluate.sweep_at if h <= p.evaluate.horizon]
+    assert set(probe) == {"tokenizer"} | {
+        f"{src}_h{h}" for src in ("model", "repeat_last") for h in horizons
+    }
+    assert all(set(r2) == {"agent_y", "agent_x"} and max(r2.values()) <= 1 for r2 in probe.values())
     assert not (d / "z.json").exists() and (d / "details" / "z.json").is_file()
     assert out["overall"]["split"] == "test" and out["overall"]["episodes"] == 2
     for f in (

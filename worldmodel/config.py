@@ -460,6 +460,15 @@ class EvaluateParams(_Section):
     sweep_at: list[int] = Field([1, 4, 16], description="Horizons whose PSNR the sweep reports.")
     gifs: int = Field(4, ge=0, description="Windows written as GIF and PNG strip.")
     batch_size: int = Field(16, gt=0, description="Windows rolled out together.")
+    probe_windows: int = Field(
+        120,
+        ge=0,
+        description=(
+            "Test windows of the position probe (R² of each task's success positions from "
+            "the tokenizer's latents and from the model's predictions at the `sweep_at` "
+            "horizons; a ridge fitted on train frames); 0 = no probe."
+        ),
+    )
 
     @field_validator("extended_horizon")
     @classmethod

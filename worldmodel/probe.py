@@ -10,6 +10,7 @@ dynamics' predicted latents at a horizon, whether the model still moves it there
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -65,3 +66,94 @@ class Probe:
             )
             col += k
         return out
+
+
+def probe_positions(
+    store: Any,
+    latents: Any,
+    task: str,
+    dynamics: Any,
+    *,
+    tau_ctx: float,
+    window: int,
+    windows: int = 120,
+    context: int = 4,
+    horizons: tuple[int, ...] = (1, 4, 16),
+    steps: int = 4,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """R² of ``task``'s positions from its latents: where a moving part is lost.
+
+    A :class:`Probe` is fitted on the tokenizer's latents of *train* episodes and scored on
+    *test* episodes: on the tokenizer's own latents (``"tokenizer"``); on the latents the
+    ``dynamics`` model predicts at each horizon ``h`` of rollouts from ``context`` true
+    frames with the recorded actions (``"model_h{h}"``, the evaluate stage's sampler:
+    ``steps``, ``tau_ctx``, ``window``); and on the last context frame, as repeat-last
+    would predict (``"repeat_last_h{h}"``).
+
+    Args:
+        store: the :class:`~worldmodel.data.episodes.EpisodeStore` (splits, positions).
+        latents: its :class:`~worldmodel.data.latents.LatentStore` (the same rows).
+        windows: test windows of ``context + max(horizons)`` frames, spread evenly.
+
+    Returns:
+        ``{source: {position name: R²}}``.
+    """
+    import torch
+
+    from worldmodel.sampler import rollout
+    from worldmodel.tasks import success_spec
+
+    spec = success_spec(task)
+    names = store.position_names[store.tasks.index(task)]
+    if list(names) != list(spec.names):
+        raise ValueError(f"{store.path}: {task} stores positions {names}, expected {spec.names}")
+
+    def split_rows(split: str) -> tuple[np.ndarray, np.ndarray]:
+        eps = store.episode_ids(split, task)
+        if not len(eps):
+            raise ValueError(f"{store.path}: {task} has no {split} episodes to probe")
+        parts = [store.read_states(int(e))[1] for e in eps]
+        rows = [np.arange(store.starts[e], store.starts[e] + store.lengths[e]) for e in eps]
+        return np.concatenate(rows), np.concatenate(parts)
+
+    (train, train_pos), (test, test_pos) = split_rows("train"), split_rows("test")
+    position_of = dict(zip(test.tolist(), range(len(test)), strict=True))
+    probe = Probe.fit(latents.latents[train], train_pos, spec)
+    table = {"tokenizer": probe.r2(latents.latents[test], test_pos)}
+
+    length = context + max(horizons)
+    starts = [
+        int(store.starts[e]) + s
+        for e in store.episode_ids("test", task)
+        for s in range(0, int(store.lengths[e]) - length + 1, length)
+    ]
+    if not starts:
+        raise ValueError(f"{store.path}: no test episode of {task} holds {length} frames")
+    pick = np.linspace(0, len(starts) - 1, min(windows, len(starts))).astype(int)
+    idx = np.asarray(starts)[pick][:, None] + np.arange(length)
+    z = torch.from_numpy(latents.latents[idx]).float()
+    a = torch.from_numpy(latents.actions[idx]).float()
+    device = next(dynamics.parameters()).device
+    with torch.no_grad():
+        pred = (
+            rollout(
+                dynamics,
+                context=z[:, :context].to(device),
+                actions=a.to(device),
+                horizon=max(horizons),
+                steps=steps,
+                tau_ctx=tau_ctx,
+                window=window,
+                generator=torch.Generator().manual_seed(seed),
+                context_d=1.0 / dynamics.cfg.k_max,
+            )
+            .cpu()
+            .numpy()
+        )
+    last = latents.latents[idx[:, context - 1]]
+    for h in horizons:
+        truth = test_pos[[position_of[int(r)] for r in idx[:, context + h - 1]]]
+        table[f"model_h{h}"] = probe.r2(pred[:, h - 1], truth)
+        table[f"repeat_last_h{h}"] = probe.r2(last, truth)
+    return {src: {k: round(v, 4) for k, v in r2.items()} for src, r2 in table.items()}
