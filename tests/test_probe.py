@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from worldmodel.probe import Probe
 from worldmodel.tasks import success_spec
@@ -49,3 +50,19 @@ def test_the_square_is_found_in_synthetic_frames(tmp_path: Path) -> None:
         # of it on held-out episodes, and nothing when trained on shuffled targets
         assert found["agent_x"] > 0.5 and max(chance.values()) < 0.05, (found, chance)
         assert np.mean(list(found.values())) > np.mean(list(chance.values())) + 0.3
+
+
+def test_latents_of_other_episodes_are_refused() -> None:
+    from types import SimpleNamespace
+
+    from worldmodel.probe import probe_positions
+
+    store = SimpleNamespace(
+        starts=np.array([0, 10]),
+        lengths=np.array([10, 10]),
+        path="e.h5",
+        tasks=["synthetic-shapes"],
+    )
+    latents = SimpleNamespace(latents=np.zeros((15, 4, 2), np.float32), path="l.h5")
+    with pytest.raises(ValueError, match="l.h5 holds 15 frames, e.h5 20: the latents are not"):
+        probe_positions(store, latents, "synthetic-shapes", None, tau_ctx=0.9, window=4)

@@ -105,6 +105,12 @@ def probe_positions(
     from worldmodel.tasks import success_spec
 
     spec = success_spec(task)
+    frames = int(store.starts[-1] + store.lengths[-1]) if len(store.starts) else 0
+    if len(latents.latents) != frames:
+        raise ValueError(
+            f"{latents.path} holds {len(latents.latents)} frames, {store.path} {frames}: "
+            "the latents are not of these episodes (run `dvc repro tokenize`)"
+        )
     names = store.position_names[store.tasks.index(task)]
     if list(names) != list(spec.names):
         raise ValueError(f"{store.path}: {task} stores positions {names}, expected {spec.names}")
