@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--reference", action="store_true", help="next-frame reference regressor")
     ap.add_argument("--reference-frames", type=int, default=2, help="past frames it sees")
     ap.add_argument("--reference-steps", type=int, default=3000)
+    ap.add_argument("--reference-batch", type=int, default=256)
     args = ap.parse_args()
 
     from worldmodel.checkpoints import load_model
@@ -126,7 +127,7 @@ def reference(store, latents, task, dyn, meta, args) -> None:  # noqa: ANN001
         )
         opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=0.05)
         for _ in range(args.reference_steps):
-            i = torch.randint(0, len(x), (256,), generator=g)
+            i = torch.randint(0, len(x), (args.reference_batch,), generator=g)
             loss = (net(x[i]) - y[i]).square().mean()
             opt.zero_grad()
             loss.backward()

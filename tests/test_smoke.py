@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import tiny_params
 
 
-def test_stage_functions_end_to_end(tmp_path: Path) -> None:
+def test_stage_functions_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from stages import collect, evaluate, tokenize, train_dynamics, train_tokenizer
 
     p = tiny_params(episodes_per_task=5, frames_per_episode=20, val_fraction=0.2, test_fraction=0.4)
@@ -75,6 +79,33 @@ def test_stage_functions_end_to_end(tmp_path: Path) -> None:
         f"{src}_h{h}" for src in ("model", "repeat_last") for h in horizons
     }
     assert all(set(r2) == {"agent_y", "agent_x"} and max(r2.values()) <= 1 for r2 in probe.values())
+    # the same probe from its script, and its reference regressor beside the model
+    from tests.conftest import load_script
+
+    script = load_script("probe_positions")
+    files = ["--episodes", str(d / "e.h5"), "--latents", str(d / "l.h5")]
+    files += ["--dynamics", str(d / "dyn" / "model.pt"), "--context", str(p.evaluate.context)]
+    monkeypatch.setattr(
+        "sys.argv", ["probe_positions.py", *files, "--horizons", "1", "--reference-steps", "5"]
+    )
+    capsys.readouterr()
+    script.main()
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == "source\tagent_y\tagent_x" and printed[2].startswith("tokenizer\t")
+    assert [line.split("\t")[0] for line in printed[3:]] == ["model_h1", "repeat_last_h1"]
+    monkeypatch.setattr(
+        "sys.argv", ["probe_positions.py", *files, "--reference", "--reference-steps", "5"]
+    )
+    script.main()
+    printed = capsys.readouterr().out.splitlines()
+    rows = {line.split("\t")[0]: line.split("\t")[1:] for line in printed[2:]}
+    assert list(rows) == [
+        "MLP of 2 past frames, clean",
+        f"MLP of 2 past frames, noised to tau_ctx {p.dynamics.tau_ctx:g}",
+        "dynamics model, one step from pure noise",
+        "repeat-last",
+    ]
+    assert all(len(v) == 3 and float(v[0]) >= 0 for v in rows.values())  # MSE, R² y, R² x
     assert not (d / "z.json").exists() and (d / "details" / "z.json").is_file()
     assert out["overall"]["split"] == "test" and out["overall"]["episodes"] == 2
     for f in (
