@@ -14,7 +14,8 @@ Prints one row per source, one R² column per position (1: all of it, 0: none).
 
 ``--reference`` asks whether the one-step loss is the data's or the model's. On the same
 test frames it compares next-frame latents (MSE, and the probe's R² on them) predicted by:
-the dynamics model itself (one x-prediction from pure noise, ``tau = 0``, ``d = 1/k_max``,
+the dynamics model itself (signal level: ``tau = 1`` is clean, ``tau = 0`` pure noise;
+one x-prediction from pure noise, ``tau = 0``, ``d = 1/k_max``,
 the past at ``tau_ctx``); a reference regressor, a two-layer MLP trained by plain MSE on
 train frames to map the last ``--reference-frames`` latents and the action to the next
 latents, once from clean past latents and once from past latents noised to ``tau_ctx`` as
