@@ -101,6 +101,7 @@ def probe_positions(
     """
     import torch
 
+    from worldmodel.data.windows import window_slots
     from worldmodel.sampler import rollout
     from worldmodel.tasks import success_spec
 
@@ -131,13 +132,9 @@ def probe_positions(
     length = context + max(horizons)
     starts = [
         int(store.starts[e]) + s
-        for e in store.episode_ids("test", task)
-        for s in range(0, int(store.lengths[e]) - length + 1, length)
+        for e, s in window_slots(store, task, length, windows, split="test")
     ]
-    if not starts:
-        raise ValueError(f"{store.path}: no test episode of {task} holds {length} frames")
-    pick = np.linspace(0, len(starts) - 1, min(windows, len(starts))).astype(int)
-    idx = np.asarray(starts)[pick][:, None] + np.arange(length)
+    idx = np.asarray(starts)[:, None] + np.arange(length)
     z = torch.from_numpy(latents.latents[idx]).float()
     a = torch.from_numpy(latents.actions[idx]).float()
     device = next(dynamics.parameters()).device

@@ -118,11 +118,11 @@ def heldout_windows(
     return spread_windows(store, task, length, n, split=split)
 
 
-def spread_windows(
+def window_slots(
     store: EpisodeStore, task: str, length: int, n: int, *, split: str
-) -> PixelWindows:
-    """:func:`heldout_windows` for any split, ``train`` included: for fit diagnostics
-    (how a model scores on what it trained on), never for a held-out number."""
+) -> list[tuple[int, int]]:
+    """``(episode, start)`` of ``n`` non-overlapping ``length``-frame windows of ``split``,
+    spread evenly over every episode's slots (all of them when there are fewer)."""
     eps = [int(e) for e in store.episode_ids(split, task) if store.lengths[e] >= length]
     if not eps:
         raise ValueError(
@@ -131,7 +131,15 @@ def spread_windows(
         )
     slots = [(e, s) for e in eps for s in range(0, int(store.lengths[e]) - length + 1, length)]
     pick = np.linspace(0, len(slots) - 1, min(n, len(slots))).astype(int)
-    chosen = [slots[i] for i in pick]
+    return [slots[i] for i in pick]
+
+
+def spread_windows(
+    store: EpisodeStore, task: str, length: int, n: int, *, split: str
+) -> PixelWindows:
+    """:func:`heldout_windows` for any split, ``train`` included: for fit diagnostics
+    (how a model scores on what it trained on), never for a held-out number."""
+    chosen = window_slots(store, task, length, n, split=split)
     frames, actions = [], []
     for e, s in chosen:
         ep = store.read(e, s, s + length)
