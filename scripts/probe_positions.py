@@ -19,8 +19,11 @@ one x-prediction from pure noise, ``tau = 0``, ``d = 1/k_max``,
 the past at ``tau_ctx``); a reference regressor, a two-layer MLP trained by plain MSE on
 train frames to map the last ``--reference-frames`` latents and the action to the next
 latents, once from clean past latents and once from past latents noised to ``tau_ctx`` as
-the model sees them; and repeat-last. A reference far better than the model says the
-information is in the latents and the dynamics fails to use it.
+the model sees them; repeat-last; the mean train latent (a predictor that reads nothing).
+A reference far better than the model says the information is in the latents and the
+dynamics fails to use it. The model's row is repeated with the past of another test
+episode in place of its own: a model that reads its past gets much worse there, one that
+ignores it (that draws every frame from what it learned of all frames) does not.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--reference", action="store_true", help="next-frame reference regressor")
     ap.add_argument("--reference-frames", type=int, default=2, help="past frames it sees")
-    ap.add_argument("--reference-steps", type=int, default=3000)
+    ap.add_argument(
+        "--reference-steps", type=int, default=3000, help="MLP training steps; 0: no MLP rows"
+    )
     ap.add_argument("--reference-batch", type=int, default=256)
     args = ap.parse_args()
 
@@ -116,7 +121,7 @@ def reference(store, latents, task, dyn, meta, args) -> None:  # noqa: ANN001
         return torch.cat([noised(z) if noisy else z, a_all[rows[:, -1]]], 1)
 
     results = {}
-    for noisy in (False, True):
+    for noisy in (False, True) if args.reference_steps > 0 else ():
         torch.manual_seed(0)
         x, y = mlp_inputs(train, noisy), z_all[train[:, -1]].flatten(1)
         net = torch.nn.Sequential(
@@ -146,11 +151,17 @@ def reference(store, latents, task, dyn, meta, args) -> None:  # noqa: ANN001
     tau = torch.full(z.shape[:2], tau_ctx)
     tau[:, c] = 0.0
     d = torch.full(z.shape[:2], 1.0 / dyn.cfg.k_max)
+    a = a_all[test[:, -1 - c :]]
+    # the same prediction from the past of a test frame half the test set away (another
+    # episode): a model that reads its past gets much worse, one that ignores it does not
+    other = np.roll(np.arange(len(test)), len(test) // 2)
+    swapped = z.clone()
+    swapped[:, :c] = z[other, :c]
     with torch.no_grad():
-        results["dynamics model, one step from pure noise"] = dyn(
-            z, tau, d, a_all[test[:, -1 - c :]]
-        )[:, c]
+        results["dynamics model, one step from pure noise"] = dyn(z, tau, d, a)[:, c]
+        results["  the same, with another episode's past"] = dyn(swapped, tau, d, a)[:, c]
     results["repeat-last"] = z_all[test[:, -2]]
+    results["mean train latent (reads nothing)"] = z_all[train[:, -1]].mean(0).expand_as(truth)
     print(
         f"{task}: next-frame latents on {len(test)} test frames (reference trained on {len(train)})"
     )

@@ -103,9 +103,18 @@ def test_stage_functions_end_to_end(
         "MLP of 2 past frames, clean",
         f"MLP of 2 past frames, noised to tau_ctx {p.dynamics.tau_ctx:g}",
         "dynamics model, one step from pure noise",
+        "  the same, with another episode's past",
         "repeat-last",
+        "mean train latent (reads nothing)",
     ]
     assert all(len(v) == 3 and float(v[0]) >= 0 for v in rows.values())  # MSE, R² y, R² x
+    assert float(rows["mean train latent (reads nothing)"][1]) <= 0  # a constant: no R²
+    monkeypatch.setattr(
+        "sys.argv", ["probe_positions.py", *files, "--reference", "--reference-steps", "0"]
+    )
+    script.main()
+    printed = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("MLP") for line in printed)  # 0 steps: no MLP rows
     assert not (d / "z.json").exists() and (d / "details" / "z.json").is_file()
     assert out["overall"]["split"] == "test" and out["overall"]["episodes"] == 2
     for f in (
