@@ -60,6 +60,7 @@ def test_latents_of_other_episodes_are_refused() -> None:
     store = SimpleNamespace(
         starts=np.array([0, 10]),
         lengths=np.array([10, 10]),
+        num_frames=20,
         path="e.h5",
         tasks=["synthetic-shapes"],
     )

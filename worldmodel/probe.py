@@ -106,10 +106,10 @@ def probe_positions(
     from worldmodel.tasks import success_spec
 
     spec = success_spec(task)
-    frames = int(store.starts[-1] + store.lengths[-1]) if len(store.starts) else 0
-    if len(latents.latents) != frames:
+    if len(latents.latents) != store.num_frames:
         raise ValueError(
-            f"{latents.path} holds {len(latents.latents)} frames, {store.path} {frames}: "
+            f"{latents.path} holds {len(latents.latents)} frames, {store.path} "
+            f"{store.num_frames}: "
             "the latents are not of these episodes (run `dvc repro tokenize`)"
         )
     names = store.position_names[store.tasks.index(task)]
