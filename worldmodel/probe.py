@@ -5,6 +5,9 @@ Fit a ridge regression from flattened latents to a task's success positions
 then report R² per position on *held-out* episodes. Applied to the tokenizer's latents it
 says whether the tokenizer keeps a moving part (reacher's one-pixel arm); applied to the
 dynamics' predicted latents at a horizon, whether the model still moves it there.
+
+SIGNAL-LEVEL CONVENTION (docs/forcing.md): ``tau = 1`` is clean, ``tau = 0`` pure noise;
+the rollouts here corrupt their context frames to ``tau_ctx`` (0.9: 10% noise).
 """
 
 from __future__ import annotations
