@@ -10,7 +10,9 @@ overrides applied to params.yaml, and every ``--eval-every`` steps measures val-
 PSNR, foreground PSNR (on the pixels unlike the median frame: what is not static
 background, e.g. reacher's arm), SSIM and collapse score at mask 0. Prints one row per
 evaluation (step, seconds of training so far, metrics) and optionally writes them as
-TSV. Nothing under ``data/`` is written, and MLflow is not used.
+TSV. ``--probe`` adds the R² of the task's simulator positions (e.g. reacher's joint
+angles) from the latents: does the tokenizer keep the moving part, whatever it draws?
+Nothing under ``data/`` is written, and MLflow is not used.
 """
 
 from __future__ import annotations
@@ -32,24 +34,32 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--eval-clips", type=int, default=64)
     ap.add_argument("--out", type=Path, default=None, help="TSV of the evaluation rows")
+    ap.add_argument(
+        "--probe",
+        action="store_true",
+        help="also the R² of the task's positions from the latents (ridge and MLP probes "
+        "fitted on train episodes, scored on val; worldmodel/probe.py) at each evaluation",
+    )
     args = ap.parse_args()
 
     from worldmodel.checkpoints import ModelMeta
     from worldmodel.data.windows import FrameClips
     from worldmodel.models.tokenizer import Tokenizer
+    from worldmodel.probe import probe_tokenizer
     from worldmodel.runtime import setup_process
+    from worldmodel.tasks import success_spec
     from worldmodel.training import mae_objective as tt
     from worldmodel.training.trainer import Trainer
 
     params = params_with_overrides(args.params, args.set)
     p = params.tokenizer
     device, _, _ = setup_process(params.base.device, params.base.torch_threads, params.base.seed)
-    train = FrameClips(args.episodes, "train", p.clip_frames)
+    train = FrameClips(args.episodes, "train", tt.train_clip_frames(p))
     val = FrameClips(args.episodes, "val", p.clip_frames)
     cfg = tt.tokenizer_config(p, train.store.image_size)
     model = Tokenizer(cfg)
     trainer = Trainer(
-        tt.objective(model, p, None),  # LPIPS term off: speed of the MSE objective
+        tt.objective(model, p, None, train.store.action_dim),  # LPIPS off: the MSE objective
         make_batch=tt.TokenizerBatches(train, params, cfg.num_patches),
         cfg=p.train,
         ckpt_path=None,
@@ -59,7 +69,12 @@ def main() -> None:
     )
     n_params = sum(x.numel() for x in model.parameters()) / 1e6
     print(f"# {' '.join(args.set) or 'params.yaml'}: {n_params:.2f}M params on {device}")
-    table = Table(["step", "train_seconds", "psnr", "psnr_foreground", "ssim", "collapse_score"])
+    task = train.store.tasks[0]
+    names = list(success_spec(task).names) if args.probe else []
+    table = Table(
+        ["step", "train_seconds", "psnr", "psnr_foreground", "ssim", "collapse_score"]
+        + [f"r2_{kind}_{n}" for kind in ("ridge", "mlp") for n in names]
+    )
     seconds = 0.0
     while trainer.step < p.train.steps:
         t0 = time.perf_counter()
@@ -68,11 +83,14 @@ def main() -> None:
         m = tt.evaluate_reconstruction(
             trainer.eval_model(), clips=val, n=args.eval_clips, device=device, lpips=None
         )
-        trainer.model.train()
         row = {"step": trainer.step, "train_seconds": round(seconds, 1)}
         row.update(
             {k: round(m[k], 4) for k in ("psnr", "psnr_foreground", "ssim", "collapse_score")}
         )
+        if args.probe:
+            r2 = probe_tokenizer(trainer.eval_model(), train.store, task, p.clip_frames, device)
+            row.update({f"r2_{kind}_{n}": r2[kind][n] for kind in r2 for n in names})
+        trainer.model.train()
         table.add(row)
     if args.out is not None:
         table.write(args.out)

@@ -3,12 +3,14 @@
     python scripts/probe_positions.py                      # the DAG's store and models
     python scripts/probe_positions.py --task reacher-easy --windows 200
 
-A ridge probe (``worldmodel/probe.py``) is fitted on the tokenizer's latents of *train*
-episodes (``data/latents.h5``) to the task's success positions (``data/episodes.h5``),
-then scored on *test* episodes: on the tokenizer's own latents, and on the latents the
-dynamics model predicts at horizons 1, 4 and 16 of rollouts from ``--context`` true
-frames with the recorded actions (the sampler of the evaluate stage, K = ``--steps``).
-Prints one row per source, one R² column per position (1: all of it, 0: none).
+Probes (``worldmodel/probe.py``: a ridge, what the latents hold linearly, and a two-layer
+MLP, what they hold at all; rows of the MLP end in ``_mlp``) are fitted on the
+tokenizer's latents of *train* episodes (``data/latents.h5``) to the task's success
+positions (``data/episodes.h5``), then scored on *test* episodes: on the tokenizer's own
+latents, and on the latents the dynamics model predicts at horizons 1, 4 and 16 of
+rollouts from ``--context`` true frames with the recorded actions (the sampler of the
+evaluate stage, K = ``--steps``). Prints one row per source, one R² column per position
+(1: all of it, 0: none).
 
     python scripts/probe_positions.py --reference            # is the next frame knowable?
 
@@ -41,6 +43,9 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=4)
     ap.add_argument("--horizons", default="1,4,16")
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument(
+        "--kinds", default="ridge,mlp", help="probes: ridge (linear), mlp (non-linear), or both"
+    )
     ap.add_argument("--reference", action="store_true", help="next-frame reference regressor")
     ap.add_argument("--reference-frames", type=int, default=2, help="past frames it sees")
     ap.add_argument(
@@ -73,8 +78,9 @@ def main() -> None:
         context=args.context,
         horizons=horizons,
         steps=args.steps,
+        kinds=tuple(args.kinds.split(",")),
     )
-    names = list(table["tokenizer"])
+    names = list(next(iter(table.values())))
     print(f"{task}: R² of positions from latents (probe fitted on train frames, scored on test)")
     print("source\t" + "\t".join(names))
     for src, r2 in table.items():

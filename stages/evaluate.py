@@ -155,10 +155,11 @@ def probe_tasks(
             horizons=tuple(h for h in e.sweep_at if h <= e.horizon),
             steps=e.steps,
             seed=seed,
+            kinds=("ridge", "mlp"),
         )
         out[task] = table
         h1 = next((k for k in table if k.startswith("model_h")), None)
-        shown = ["tokenizer"] + ([h1] if h1 else [])
+        shown = ["tokenizer", "tokenizer_mlp"] + ([h1, f"{h1}_mlp"] if h1 else [])
         cells = "; ".join(
             src.replace("_", " ") + ": " + ", ".join(f"{n} {v:.2f}" for n, v in table[src].items())
             for src in shown

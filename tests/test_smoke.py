@@ -71,13 +71,13 @@ def test_stage_functions_end_to_end(
     assert headline["gain_db"] == details["gain_over_repeat_last_db"]
     assert "tasks" not in details and "seconds" not in details and timings["seconds"] > 0
     # the position probe of every task: from the tokenizer's latents, the model's
-    # predictions and the last context frame, one R² per position, at most 1
+    # predictions and the last context frame, one R² per position, at most 1; by a ridge
+    # and by an MLP (sources ending in _mlp)
     (task,) = details["probe_r2"]
     probe = details["probe_r2"][task]
     horizons = [h for h in p.evaluate.sweep_at if h <= p.evaluate.horizon]
-    assert set(probe) == {"tokenizer"} | {
-        f"{src}_h{h}" for src in ("model", "repeat_last") for h in horizons
-    }
+    sources = {"tokenizer"} | {f"{src}_h{h}" for src in ("model", "repeat_last") for h in horizons}
+    assert set(probe) == sources | {f"{s}_mlp" for s in sources}
     assert all(set(r2) == {"agent_y", "agent_x"} and max(r2.values()) <= 1 for r2 in probe.values())
     # the same probe from its script, and its reference regressor beside the model
     from tests.conftest import load_script
@@ -92,7 +92,13 @@ def test_stage_functions_end_to_end(
     script.main()
     printed = capsys.readouterr().out.splitlines()
     assert printed[1] == "source\tagent_y\tagent_x" and printed[2].startswith("tokenizer\t")
-    assert [line.split("\t")[0] for line in printed[3:]] == ["model_h1", "repeat_last_h1"]
+    assert [line.split("\t")[0] for line in printed[3:]] == [
+        "tokenizer_mlp",
+        "model_h1",
+        "repeat_last_h1",
+        "model_h1_mlp",
+        "repeat_last_h1_mlp",
+    ]
     monkeypatch.setattr(
         "sys.argv", ["probe_positions.py", *files, "--reference", "--reference-steps", "5"]
     )
