@@ -54,12 +54,12 @@ def main() -> None:
     params = params_with_overrides(args.params, args.set)
     p = params.tokenizer
     device, _, _ = setup_process(params.base.device, params.base.torch_threads, params.base.seed)
-    train = FrameClips(args.episodes, "train", tt.train_clip_frames(p))
+    train = FrameClips(args.episodes, "train", p.clip_frames)
     val = FrameClips(args.episodes, "val", p.clip_frames)
     cfg = tt.tokenizer_config(p, train.store.image_size)
     model = Tokenizer(cfg)
     trainer = Trainer(
-        tt.objective(model, p, None, train.store.action_dim),  # LPIPS off: the MSE objective
+        tt.objective(model, p, None),  # LPIPS term off: speed of the MSE objective
         make_batch=tt.TokenizerBatches(train, params, cfg.num_patches),
         cfg=p.train,
         ckpt_path=None,

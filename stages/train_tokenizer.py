@@ -44,7 +44,7 @@ def run(
     p, b = params.tokenizer, params.base
     with tracked_run(track and launch_rank() == 0, STAGE, params, SECTIONS) as tracker:
         device, rank, world = setup_process(b.device, b.torch_threads, b.seed)
-        train_clips = FrameClips(episodes, "train", tt.train_clip_frames(p))
+        train_clips = FrameClips(episodes, "train", p.clip_frames)
         val_clips = FrameClips(episodes, "val", p.clip_frames)
         cfg = tt.tokenizer_config(p, train_clips.store.image_size)
         lpips = load_lpips(p.lpips_net)  # metrics need it even when the loss term is off
@@ -52,7 +52,7 @@ def run(
         if tracker is not None:
             tracker.set_tag("lpips", "available" if lpips is not None else "unavailable")
         trainer = Trainer(
-            tt.objective(model, p, lpips, train_clips.store.action_dim),
+            tt.objective(model, p, lpips),
             make_batch=tt.TokenizerBatches(train_clips, params, cfg.num_patches),
             cfg=p.train,
             ckpt_path=resume,
@@ -68,13 +68,7 @@ def run(
             trainer=trainer,
             tracker=tracker,
             describe=f"{p.size}, {p.train.steps} steps of {p.train.batch_size} clips x {p.clip_frames} "
-            "frames"
-            + (
-                f", as {p.train.batch_size // 3} triplets with the inverse-dynamics term"
-                if p.inverse_dynamics_weight > 0
-                else ""
-            )
-            + ("; LPIPS unavailable" if lpips is None else ""),
+            "frames" + ("; LPIPS unavailable" if lpips is None else ""),
             outputs=TrainingOutputs(out_dir, metrics, curve, resume),
             finish=lambda final: tt.final_check(
                 final, val_clips=val_clips, p=p, device=device, lpips=lpips

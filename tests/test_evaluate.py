@@ -381,6 +381,15 @@ def test_bench_tokenizer_and_action_effect_run(
     load_script("bench_tokenizer").main()
     rows = [ln.split("\t") for ln in capsys.readouterr().out.splitlines() if ln[:1].isdigit()]
     assert [r[0] for r in rows] == ["2", "4"] and all(len(r) == 6 for r in rows)
+    # --probe: R² of the positions from the latents, ridge and MLP, one column per position
+    monkeypatch.setattr(sys, "argv", ["bench_tokenizer.py", *args, "--probe"])
+    load_script("bench_tokenizer").main()
+    out = capsys.readouterr().out.splitlines()
+    header = next(ln for ln in out if ln.startswith("step")).split("\t")
+    rows = [ln.split("\t") for ln in out if ln[:1].isdigit()]
+    probe_cols = [i for i, h in enumerate(header) if h.startswith("r2_")]
+    assert {header[i].split("_")[1] for i in probe_cols} == {"ridge", "mlp"}
+    assert len(probe_cols) >= 2 and all(float(r[i]) <= 1 for r in rows for i in probe_cols)
 
     args = ["--params", str(d / "params.yaml"), "--task", "cartpole-swingup"]
     monkeypatch.setattr(sys, "argv", ["bench_action_effect.py", *args, "--trials", "1"])

@@ -14,13 +14,11 @@ from worldmodel.config import parse_params
 from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig, block_causal_attention
 from worldmodel.training.mae_objective import (
     TokenizerBatch,
-    TokenizerBatches,
     hard_pixel_error,
     loss_weights,
     mask_max_at,
     objective,
     random_keep,
-    train_clip_frames,
 )
 
 CFG = TokenizerConfig(
@@ -172,81 +170,3 @@ def test_hard_pixel_term_is_the_worst_pixels_mean_and_off_by_default() -> None:
     on = p.model_copy(update={"hard_pixel_weight": 0.5})
     assert set(objective(model, on, None)(batch)[0]) == {"mse", "hard_pixels"}
     assert loss_weights(on)["hard_pixels"] == 0.5
-
-
-def _inverse_dynamics_params(weight: float = 1.0, batch_size: int = 8):  # noqa: ANN202
-    data = tiny_params().model_dump()
-    data["tokenizer"]["inverse_dynamics_weight"] = weight
-    data["tokenizer"]["train"]["batch_size"] = batch_size
-    return parse_params(data)
-
-
-def test_inverse_dynamics_batches_are_consecutive_triplets_with_the_action_into_the_last(
-    synthetic_store: Path,
-) -> None:
-    from worldmodel.data.episodes import EpisodeStore
-    from worldmodel.data.windows import FrameClips
-
-    params = _inverse_dynamics_params(batch_size=8)  # 8 // 3 = 2 triplets
-    p = params.tokenizer
-    assert train_clip_frames(p) == p.clip_frames + 2
-    clips = FrameClips(synthetic_store, "train", train_clip_frames(p))
-    n_patches = (clips.store.image_size // p.patch_size) ** 2
-    make = TokenizerBatches(clips, params, n_patches)
-    batch = make(step=3)
-    assert batch.frames.shape[:2] == (6, p.clip_frames) and batch.keep.shape[0] == 6
-    assert batch.actions is not None and batch.actions.shape == (2, clips.store.action_dim)
-    store = EpisodeStore(synthetic_store)
-    episodes = [store.read(int(e)) for e in store.episode_ids("train")]
-    for i in range(2):
-        triplet = batch.frames[3 * i : 3 * i + 3, -1].numpy()  # the clips' last frames
-        found = [
-            (ep, s)
-            for ep in episodes
-            for s in range(len(ep.frames) - 2)
-            if np.array_equal(ep.frames[s : s + 3], triplet)
-        ]
-        assert found, "a triplet is not three consecutive frames of one episode"
-        assert any(np.allclose(ep.actions[s + 2], batch.actions[i].numpy()) for ep, s in found), (
-            "the target is not the action that led into the triplet's last frame"
-        )
-    # two processes each take half the triplets, together the single process's batch
-    halves = [make(step=3, rank=r, world=2) for r in (0, 1)]
-    assert torch.equal(torch.cat([h.frames for h in halves]), batch.frames)
-    assert torch.equal(torch.cat([h.actions for h in halves]), batch.actions)
-
-
-def test_inverse_dynamics_term_reaches_the_encoder_and_is_off_by_default() -> None:
-    p = _inverse_dynamics_params().tokenizer
-    assert tiny_params().tokenizer.inverse_dynamics_weight == 0
-    assert (
-        "inverse_dynamics"
-        not in objective(_model(), tiny_params().tokenizer, None)(
-            TokenizerBatch(
-                torch.randint(0, 255, (3, 1, 16, 16, 3), dtype=torch.uint8),
-                torch.ones(3, 1, CFG.num_patches, dtype=bool),
-            )
-        )[0]
-    )
-    model = _model().train()
-    obj = objective(model, p, None, action_dim=2)
-    batch = TokenizerBatch(
-        torch.randint(0, 255, (6, 1, 16, 16, 3), dtype=torch.uint8),
-        torch.ones(6, 1, CFG.num_patches, dtype=bool),
-        torch.rand(2, 2) * 2 - 1,
-    )
-    terms, _ = obj(batch)
-    assert set(terms) == {"mse", "inverse_dynamics"}
-    assert loss_weights(p)["inverse_dynamics"] == 1.0
-    terms["inverse_dynamics"].backward()
-    assert model.patch_in.weight.grad is not None and model.patch_in.weight.grad.abs().sum() > 0
-    assert model.patch_out.weight.grad is None  # the decoder is not in this term's path
-    with pytest.raises(ValueError, match="triplets with actions"):
-        obj(TokenizerBatch(batch.frames, batch.keep))
-    with pytest.raises(ValueError, match="action_dim"):
-        objective(model, p, None)
-
-
-def test_inverse_dynamics_needs_a_triplet_per_batch() -> None:
-    with pytest.raises(ValueError, match="inverse_dynamics_weight.*batch_size >= 3"):
-        _inverse_dynamics_params(batch_size=2)

@@ -291,32 +291,12 @@ class TokenizerParams(_Section):
         le=1,
         description="Fraction of each frame's pixels the hard-pixel term averages.",
     )
-    inverse_dynamics_weight: float = Field(
-        0.0,
-        ge=0,
-        description=(
-            "Weight of an RMS-normalised inverse-dynamics term: a small head predicts the "
-            "action that led into a frame from the latents of it and the two frames before "
-            "(each encoded as a clip of its own), so the latents must hold what the actions "
-            "move; 0: off. On, a batch is `batch_size // 3` such triplets (about the same "
-            "frames per step); the head is used in training only."
-        ),
-    )
     eval_clips: int = Field(64, gt=0, description="Held-out clips for the final metrics.")
 
     @field_validator("size")
     @classmethod
     def _tokenizer_size(cls, v: str) -> str:
         return _preset_name(v, TOKENIZER_SIZES)
-
-    @model_validator(mode="after")
-    def _triplets(self) -> TokenizerParams:
-        if self.inverse_dynamics_weight > 0 and self.train.batch_size < 3:
-            raise ValueError(
-                f"inverse_dynamics_weight > 0 needs train.batch_size >= 3 (one triplet of "
-                f"frames), got {self.train.batch_size}"
-            )
-        return self
 
     train: TrainParams = Field(
         default_factory=lambda: TrainParams(steps=2000, batch_size=16, lr=3e-3, warmup_steps=30),

@@ -360,27 +360,17 @@ class EpisodeStore:
             ) from None
         return states, positions
 
-    def _fields(
-        self, episode: int, start: int, stop: int | None, names: tuple[str, ...]
-    ) -> dict[str, np.ndarray]:
+    def read(self, episode: int, start: int = 0, stop: int | None = None) -> Episode:
+        """Frames ``[start, stop)`` of ``episode`` with their actions, rewards and discounts."""
         s = self._rows(episode, start, stop)
         try:
-            return {k: self.f[k][s] for k in names}
+            data = {k: self.f[k][s] for k in ("frames", "actions", "rewards", "discounts")}
         except OSError as exc:  # a chunk that fails its checksum or decompression
             raise StoreError(
                 self.path,
                 f"episode {episode} (frames {s.start}..{s.stop - 1}) cannot be read, the file "
                 f"is corrupt ({exc})",
             ) from None
-
-    def read(self, episode: int, start: int = 0, stop: int | None = None) -> Episode:
-        """Frames ``[start, stop)`` of ``episode`` with their actions, rewards and discounts."""
-        data = self._fields(episode, start, stop, ("frames", "actions", "rewards", "discounts"))
         return Episode(
             task=self.tasks[int(self.task_ids[episode])], seed=int(self.seeds[episode]), **data
         )
-
-    def read_actions(self, episode: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """The actions ``(T, A)`` that led into frames ``[start, stop)`` of ``episode``
-        (without reading its frames)."""
-        return self._fields(episode, start, stop, ("actions",))["actions"]

@@ -47,40 +47,22 @@ class FrameClips:
         self.cache = (
             {int(e): self.store.read(int(e)).frames for e in eps} if size <= memory_limit else None
         )
-        self._actions: dict[int, np.ndarray] = {}
 
     @property
     def num_windows(self) -> int:
         return int(self.cum[-1])
 
-    def _locate(self, index: int) -> tuple[int, int]:
-        i = int(np.searchsorted(self.cum, index, side="right") - 1)
-        return int(self.episodes[i]), int(index - self.cum[i])
-
     def window(self, index: int) -> np.ndarray:
         """Window ``index`` of all windows, ``(T, H, W, 3)`` uint8."""
-        ep, start = self._locate(index)
+        i = int(np.searchsorted(self.cum, index, side="right") - 1)
+        ep, start = int(self.episodes[i]), int(index - self.cum[i])
         if self.cache is not None:
             return self.cache[ep][start : start + self.clip]
         return self.store.read(ep, start, start + self.clip).frames
 
-    def window_actions(self, index: int) -> np.ndarray:
-        """The actions that led into the frames of window ``index``, ``(T, A)`` float32."""
-        ep, start = self._locate(index)
-        if ep not in self._actions:  # small: kept once read
-            self._actions[ep] = self.store.read_actions(ep)
-        return self._actions[ep][start : start + self.clip]
-
-    def sample(
-        self, rng: np.random.Generator, n: int, with_actions: bool = False
-    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """``n`` windows drawn uniformly over all windows: ``(n, T, H, W, 3)``, and with
-        ``with_actions`` their actions ``(n, T, A)`` as well."""
-        idx = [int(i) for i in rng.integers(0, self.num_windows, n)]
-        frames = np.stack([self.window(i) for i in idx])
-        if not with_actions:
-            return frames
-        return frames, np.stack([self.window_actions(i) for i in idx])
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` windows drawn uniformly over all windows: ``(n, T, H, W, 3)``."""
+        return np.stack([self.window(int(i)) for i in rng.integers(0, self.num_windows, n)])
 
     def evenly_spaced(self, n: int) -> np.ndarray:
         """``n`` windows spread evenly over the split (deterministic)."""

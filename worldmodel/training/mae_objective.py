@@ -53,31 +53,15 @@ def random_keep(
     return rank >= dropped  # exactly floor(p * P) patches dropped per frame
 
 
-TRIPLET = 3  # frames the inverse-dynamics head reads: the action's frame and two before
-
-
-def train_clip_frames(p: TokenizerParams) -> int:
-    """Frames per training window: ``clip_frames``, or with the inverse-dynamics term
-    ``clip_frames + 2`` (three consecutive clips of ``clip_frames`` cut from it)."""
-    return p.clip_frames + (TRIPLET - 1 if p.inverse_dynamics_weight > 0 else 0)
-
-
 @dataclass
 class TokenizerBatch:
-    """A training batch: clips and which patches the encoder may see.
-
-    With ``actions``, the clips come in consecutive triplets (clips ``3i, 3i + 1, 3i + 2``
-    end on three consecutive frames of one episode) and ``actions[i]`` is the action that led
-    into the last frame of triplet ``i``: the inverse-dynamics target.
-    """
+    """A training batch: clips and which patches the encoder may see."""
 
     frames: torch.Tensor  # (B, T, H, W, 3) uint8
     keep: torch.Tensor  # (B, T, P) bool; False = replaced by the mask token
-    actions: torch.Tensor | None = None  # (B // 3, A) float
 
     def to(self, device: torch.device | str) -> TokenizerBatch:
-        actions = None if self.actions is None else self.actions.to(device)
-        return TokenizerBatch(self.frames.to(device), self.keep.to(device), actions)
+        return TokenizerBatch(self.frames.to(device), self.keep.to(device))
 
     def preview(self) -> torch.Tensor:
         """One uint8 image per sample (its last frame), for hard-example logging."""
@@ -98,32 +82,12 @@ class TokenizerBatches:
                 f"tokenizer.train.batch_size = {n} is not divisible by {world} processes"
             )
         rng = np.random.default_rng(derive_seed(self.params.base.seed, "tokenizer-batch", step))
-        if p.inverse_dynamics_weight <= 0:
-            frames = self.clips.sample(rng, n)
-            keep = random_keep(
-                rng, b=n, t=p.clip_frames, n_patches=self.n_patches, mask_max=mask_max_at(step, p)
-            )
-            sl = slice(rank * n // world, (rank + 1) * n // world)
-            return TokenizerBatch(torch.from_numpy(frames[sl]), torch.from_numpy(keep[sl]))
-        n3 = n // TRIPLET
-        if n3 % world:
-            raise ValueError(
-                f"tokenizer.train.batch_size // 3 = {n3} triplets are not divisible by {world} "
-                "processes"
-            )
-        windows, actions = self.clips.sample(rng, n3, with_actions=True)  # (n3, clip + 2, ...)
-        c = p.clip_frames
-        frames = np.stack([windows[:, j : j + c] for j in range(TRIPLET)], 1)  # (n3, 3, c, ...)
+        frames = self.clips.sample(rng, n)
         keep = random_keep(
-            rng, b=n3 * TRIPLET, t=c, n_patches=self.n_patches, mask_max=mask_max_at(step, p)
+            rng, b=n, t=p.clip_frames, n_patches=self.n_patches, mask_max=mask_max_at(step, p)
         )
-        sl = slice(rank * n3 // world, (rank + 1) * n3 // world)
-        clips = slice(sl.start * TRIPLET, sl.stop * TRIPLET)
-        return TokenizerBatch(
-            torch.from_numpy(frames[sl].reshape(-1, *frames.shape[2:])),
-            torch.from_numpy(keep[clips]),
-            torch.from_numpy(actions[sl, -1]).float(),
-        )
+        sl = slice(rank * n // world, (rank + 1) * n // world)
+        return TokenizerBatch(torch.from_numpy(frames[sl]), torch.from_numpy(keep[sl]))
 
 
 def hard_pixel_error(err: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -134,28 +98,9 @@ def hard_pixel_error(err: torch.Tensor, fraction: float) -> torch.Tensor:
     return per_pixel.topk(k, dim=-1).values.mean()
 
 
-class InverseDynamicsHead(nn.Module):
-    """The action that led into a frame from the latents of it and the two frames before:
-    an MLP on the three frames' flattened latents ``(B, 3, L, C)`` -> ``(B, A)``."""
-
-    def __init__(self, latent_size: int, action_dim: int, hidden: int = 256) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(TRIPLET * latent_size, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, action_dim),
-        )
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.flatten(1))
-
-
 class TokenizerObjective(nn.Module):
-    """Wraps a :class:`Tokenizer` with its training loss: MSE, LPIPS (when available), the
-    hard-pixel term (when ``hard_pixel_fraction`` is given) and the inverse-dynamics term
-    (when ``inverse_dynamics`` is given; batches then carry actions).
+    """Wraps a :class:`Tokenizer` with its training loss: MSE, LPIPS (when available) and
+    the hard-pixel term (when ``hard_pixel_fraction`` is given).
 
     ``forward(batch) -> (terms, logs)``: raw, un-normalised scalar terms for the
     trainer, and logs including ``per_sample`` losses for hard-example tracking.
@@ -166,13 +111,11 @@ class TokenizerObjective(nn.Module):
         model: Tokenizer,
         lpips: nn.Module | None = None,
         hard_pixel_fraction: float | None = None,
-        inverse_dynamics: InverseDynamicsHead | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.lpips = lpips
         self.hard_pixel_fraction = hard_pixel_fraction
-        self.inverse_dynamics = inverse_dynamics
         if lpips is not None:
             lpips.requires_grad_(False)
 
@@ -180,15 +123,9 @@ class TokenizerObjective(nn.Module):
         self, batch: TokenizerBatch
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         target = batch.frames.float() / 255.0
-        z = self.model.encode(target, batch.keep)
-        recon = self.model.decode(z)
+        recon = self.model(target, batch.keep)
         err = (recon - target).pow(2)  # (B, T, H, W, 3)
         terms = {"mse": err.mean()}
-        if self.inverse_dynamics is not None:
-            if batch.actions is None:
-                raise ValueError("the inverse-dynamics term needs batches of triplets with actions")
-            last = z[:, -1].reshape(len(batch.actions), TRIPLET, *z.shape[2:])  # (B/3, 3, L, C)
-            terms["inverse_dynamics"] = (self.inverse_dynamics(last) - batch.actions).pow(2).mean()
         per_sample = err.flatten(1).mean(1).detach()
         if self.lpips is not None:
             terms["lpips"] = self.lpips(recon, target).mean()
@@ -198,32 +135,19 @@ class TokenizerObjective(nn.Module):
         return terms, {"per_sample": per_sample, "masked_fraction": masked_frac.detach()}
 
 
-def objective(
-    model: Tokenizer, p: TokenizerParams, lpips: nn.Module | None, action_dim: int = 0
-) -> TokenizerObjective:
+def objective(model: Tokenizer, p: TokenizerParams, lpips: nn.Module | None) -> TokenizerObjective:
     """The tokenizer's training objective from params: LPIPS only with a weight and its
-    weights at hand, the hard-pixel and inverse-dynamics terms only with a weight (the
-    latter for actions of ``action_dim``, the store's)."""
-    head = None
-    if p.inverse_dynamics_weight > 0:
-        if action_dim <= 0:
-            raise ValueError("tokenizer.inverse_dynamics_weight > 0 needs the store's action_dim")
-        head = InverseDynamicsHead(model.cfg.latent_tokens * model.cfg.latent_dim, action_dim)
+    weights at hand, the hard-pixel term only with a weight."""
     return TokenizerObjective(
         model,
         lpips if p.lpips_weight > 0 else None,
         p.hard_pixel_fraction if p.hard_pixel_weight > 0 else None,
-        head,
     )
 
 
 def loss_weights(p: TokenizerParams) -> dict[str, float]:
     """Multipliers of the RMS-normalised terms (MSE has 1)."""
-    return {
-        "lpips": p.lpips_weight,
-        "hard_pixels": p.hard_pixel_weight,
-        "inverse_dynamics": p.inverse_dynamics_weight,
-    }
+    return {"lpips": p.lpips_weight, "hard_pixels": p.hard_pixel_weight}
 
 
 @torch.no_grad()

@@ -213,7 +213,6 @@ class Trainer:
             "meta": self.meta.to_dict(),
             "step": self.step,
             "model": self.model.state_dict(),
-            "training_only": {n: t.detach() for n, t in self._training_only()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.opt.state_dict(),
             "normalizer": self.normalizer.get_extra_state(),
@@ -223,16 +222,6 @@ class Trainer:
             ],
             "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state()},
         }
-
-    def _training_only(self) -> list[tuple[str, torch.Tensor]]:
-        """Trained parameters of the objective outside the saved model (e.g. an auxiliary
-        head): not part of the model file, but of the resume checkpoint."""
-        inside = {id(t) for t in self.model.parameters()}
-        return [
-            (n, t)
-            for n, t in self.objective.named_parameters()
-            if t.requires_grad and id(t) not in inside
-        ]
 
     def save(self) -> None:
         if self.ckpt_path is None or self.rank != 0:
@@ -254,14 +243,6 @@ class Trainer:
         if state.get("meta", {}).get("fingerprint") != self.meta.fingerprint:
             return False
         load_model_state(self.model, state["model"], str(self.ckpt_path))
-        saved = state.get("training_only", {})
-        with torch.no_grad():
-            for name, t in self._training_only():
-                if name not in saved:
-                    raise CheckpointMismatch(
-                        self.ckpt_path, f"resume checkpoint lacks the training-only `{name}`"
-                    )
-                t.copy_(saved[name])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
