@@ -138,7 +138,7 @@ class MLPProbe:
 
         x = (latents.reshape(len(latents), -1).astype(np.float32) - self.mean) / self.scale
         with torch.no_grad():
-            return self.net(torch.from_numpy(x.astype(np.float32))).numpy().astype(np.float64)
+            return self.net(torch.from_numpy(x)).numpy().astype(np.float64)
 
     def r2(self, latents: np.ndarray, positions: np.ndarray) -> dict[str, float]:
         """R² per position on held-out ``latents`` (an angle: over its sine and cosine)."""
@@ -146,6 +146,21 @@ class MLPProbe:
 
 
 PROBES = {"ridge": Probe, "mlp": MLPProbe}  # kind -> class with fit(latents, positions, spec)
+
+
+def _check_kinds(kinds: tuple[str, ...]) -> None:
+    unknown = sorted(set(kinds) - set(PROBES))
+    if unknown:
+        raise ValueError(f"unknown probe kind(s) {unknown}; expected some of {sorted(PROBES)}")
+
+
+def _split_positions(store: Any, task: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``task``'s episodes in ``split`` and their frames' success positions, concatenated
+    in episode order; an empty split is refused."""
+    eps = store.episode_ids(split, task)
+    if not len(eps):
+        raise ValueError(f"{store.path}: {task} has no {split} episodes to probe")
+    return eps, np.concatenate([store.read_states(int(e))[1] for e in eps])
 
 
 def probe_positions(
@@ -183,9 +198,7 @@ def probe_positions(
     """
     import torch
 
-    unknown = sorted(set(kinds) - set(PROBES))
-    if unknown:
-        raise ValueError(f"unknown probe kind(s) {unknown}; expected some of {sorted(PROBES)}")
+    _check_kinds(kinds)
 
     from worldmodel.data.windows import window_slots
     from worldmodel.sampler import rollout
@@ -203,12 +216,9 @@ def probe_positions(
         raise ValueError(f"{store.path}: {task} stores positions {names}, expected {spec.names}")
 
     def split_rows(split: str) -> tuple[np.ndarray, np.ndarray]:
-        eps = store.episode_ids(split, task)
-        if not len(eps):
-            raise ValueError(f"{store.path}: {task} has no {split} episodes to probe")
-        parts = [store.read_states(int(e))[1] for e in eps]
+        eps, positions = _split_positions(store, task, split)
         rows = [np.arange(store.starts[e], store.starts[e] + store.lengths[e]) for e in eps]
-        return np.concatenate(rows), np.concatenate(parts)
+        return np.concatenate(rows), positions
 
     (train, train_pos), (test, test_pos) = split_rows("train"), split_rows("test")
     position_of = dict(zip(test.tolist(), range(len(test)), strict=True))
@@ -249,9 +259,9 @@ def probe_positions(
             .numpy()
         )
     last = latents.latents[idx[:, context - 1]]
+    truths = {h: test_pos[[position_of[int(r)] for r in idx[:, context + h - 1]]] for h in horizons}
     for sfx, probe in probes.items():
-        for h in horizons:
-            truth = test_pos[[position_of[int(r)] for r in idx[:, context + h - 1]]]
+        for h, truth in truths.items():
             table[f"model_h{h}{sfx}"] = probe.r2(pred[:, h - 1], truth)
             table[f"repeat_last_h{h}{sfx}"] = probe.r2(last, truth)
     return {src: {k: round(v, 4) for k, v in r2.items()} for src, r2 in table.items()}
@@ -276,15 +286,13 @@ def probe_tokenizer(
     from worldmodel.codec import encode_episode
     from worldmodel.tasks import success_spec
 
+    _check_kinds(kinds)
     spec = success_spec(task)
 
     def rows(split: str) -> tuple[np.ndarray, np.ndarray]:
-        eps = store.episode_ids(split, task)
-        if not len(eps):
-            raise ValueError(f"{store.path}: {task} has no {split} episodes to probe")
+        eps, positions = _split_positions(store, task, split)
         z = [encode_episode(model, store.read(int(e)).frames, clip_frames, device) for e in eps]
-        pos = [store.read_states(int(e))[1] for e in eps]
-        return np.concatenate(z), np.concatenate(pos)
+        return np.concatenate(z), positions
 
     train, held_out = rows("train"), rows(score_split)
     return {
