@@ -143,14 +143,14 @@ POSITIONS: dict[str, tuple[tuple[str, str, bool, float], ...]] = {
     "cartpole": (("cart", "slider", False, 0.1), ("pole", "hinge_1", True, 0.15)),
     "reacher": (("shoulder", "shoulder", True, 0.25), ("wrist", "wrist", True, 0.25)),
     "cheetah": (
-        ("torso_height", "rootz", False, 0.1),
-        ("torso_pitch", "rooty", True, 0.3),
-        *((j, j, True, 0.4) for j in ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")),
+        ("torso_height", "rootz", False, 0.05),
+        ("torso_pitch", "rooty", True, 0.15),
+        *((j, j, True, 0.2) for j in ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")),
     ),
     "finger": (
-        ("proximal", "proximal", True, 0.25),
-        ("distal", "distal", True, 0.25),
-        ("spinner", "hinge", True, 0.4),
+        ("proximal", "proximal", True, 0.09),
+        ("distal", "distal", True, 0.09),
+        ("spinner", "hinge", True, 0.14),
     ),
     "point_mass": (("x", "root_x", False, 0.03), ("y", "root_y", False, 0.03)),
 }
