@@ -147,3 +147,71 @@ def test_runs_made_before_the_plan_stage_are_compared_without_its_rows() -> None
     older = compare([exp("a", 0, True), exp("b", 1, False)])
     assert "goal success" not in older.split("so left out")[0]
     assert "Not in every run, so left out: goal success: world model" in older
+
+
+def _plan_run(name: str, seed: int, rates: dict[str, float], goals: int = 20) -> Experiment:
+    from wm.compare import PLAN
+
+    plan = {f"{agent}_success": rate for agent, rate in rates.items()}
+    metrics = {PLAN: {**plan, "goals": goals}}
+    return Experiment(name, {"base.seed": seed, "collect.tasks": "cartpole-swingup"}, metrics)
+
+
+def test_goal_success_gets_a_wilson_interval_over_all_seeds_goals() -> None:
+    """Three rates of 20 goals: the interval is Wilson's over the 60 goals pooled (it stays
+    in [0, 1], where a t interval over the seeds does not), and one line gives the verdict
+    the plan targets ask for."""
+    from wm.compare import PLAN, wilson_interval
+
+    head = [(PLAN, f"{a}_success", a) for a in ("model", "oracle", "random")]
+    rates = [(0.40, 0.65, 0.05), (0.15, 0.85, 0.10), (0.35, 0.80, 0.20)]
+    exps = [
+        _plan_run(f"s{i}", i, dict(zip(("model", "oracle", "random"), r, strict=True)))
+        for i, r in enumerate(rates)
+    ]
+    text = compare(exps, head)
+    lo, hi = wilson_interval(18, 60)
+    assert (round(lo, 2), round(hi, 2)) == (0.20, 0.43)
+    assert "| model (pooled, Wilson) | 0.30 | [0.20, 0.43] |" in text
+    assert "| random (pooled, Wilson) | 0.12 | [0.06, 0.22] |" in text
+    verdict = " ".join(text.split())
+    assert "world model 18 of 60, random actions 7 of 60: the intervals are overlapping" in verdict
+    assert "reaches 39% of the oracle's rate" in verdict
+    # twice the goals at the same rates: the intervals part
+    doubled = [
+        _plan_run(f"s{i}", i, dict(zip(("model", "oracle", "random"), r, strict=True)), goals=40)
+        for i, r in enumerate(rates)
+    ]
+    assert "the intervals are apart" in " ".join(compare(doubled, head).split())
+
+
+def test_runs_without_a_goal_count_keep_the_t_interval() -> None:
+    from wm.compare import PLAN
+
+    exps = [_plan_run(f"s{i}", i, {"model": 0.3, "random": 0.1}) for i in range(2)]
+    for e in exps:
+        del e.metrics[PLAN]["goals"]
+    text = compare(exps, [(PLAN, "model_success", "model"), (PLAN, "random_success", "random")])
+    assert "Wilson" not in text and "Goals reached" not in text
+    assert "| model | 0.30 |" in text
+
+
+def test_a_model_of_several_tasks_reports_each_tasks_own_goals() -> None:
+    from wm.compare import PLAN
+
+    def run(seed: int) -> Experiment:
+        tasks = {
+            "cartpole-swingup": {"model_success": 0.5, "random_success": 0.1, "goals": 10},
+            "reacher-easy": {"model_success": 0.2, "random_success": 0.0, "goals": 10},
+        }
+        metrics = {
+            PLAN: {"model_success": 0.35, "random_success": 0.05, "goals": 20, "tasks": tasks}
+        }
+        params = {"base.seed": seed, "collect.tasks": "cartpole-swingup,reacher-easy"}
+        return Experiment(f"s{seed}", params, metrics)
+
+    text = compare([run(0), run(1)], [(PLAN, "model_success", "model")])
+    cartpole, reacher = text.split("### Task: reacher-easy")
+    assert "| model (pooled, Wilson) | 0.50 |" in cartpole
+    assert "| model (pooled, Wilson) | 0.20 |" in reacher
+    assert "0.35" not in text

@@ -6,7 +6,10 @@ except ``base.seed``, so the seeds of one configuration form a group, and report
 each headline metric
 
 - per group: the mean over seeds with a 95% Student-t interval and the seed-to-seed
-  standard deviation;
+  standard deviation; a goal-success rate of the plan stage instead gets the Wilson
+  interval of all its seeds' goals pooled (a t interval of three rates can leave [0, 1]),
+  and a line says whether the world model's and random actions' intervals are apart and
+  what share of the oracle's rate the world model reaches;
 - per pair of groups (each against the first): the difference of means with its 95%
   interval: paired over the seeds both groups ran (same seed = same data and noise),
   otherwise Welch's interval; a difference whose interval contains 0 is *within noise*.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +99,8 @@ class Experiment:
             params = {**self.params, "collect.tasks": task, TRAINED_ON: trained_on}
             metrics = {f: m for f, m in self.metrics.items() if f != TOK}
             metrics[EVAL] = per_task
+            if PLAN in metrics:  # the plan stage's numbers for this task's goals alone
+                metrics[PLAN] = (metrics[PLAN] or {}).get("tasks", {}).get(task, {})
             views.append(Experiment(f"{self.name}[{task}]", params, metrics))
         return views
 
@@ -125,6 +131,18 @@ class Group:
         """``{seed: value}``."""
         return {e.seed: e.value(file, key) for e in self.members}
 
+    def pooled_success(self, key: str) -> tuple[int, int] | None:
+        """``(goals reached, goals)`` of a plan success rate pooled over the seeds, or
+        None when a run does not say how many goals it planned."""
+        reached = total = 0
+        for e in self.members:
+            if not e.has(PLAN, "goals"):
+                return None
+            goals = int(e.value(PLAN, "goals"))
+            reached += round(e.value(PLAN, key) * goals)
+            total += goals
+        return reached, total
+
 
 def t_interval(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Student-t interval of the mean of ``x`` (nan with fewer than two values)."""
@@ -135,6 +153,13 @@ def t_interval(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
         return float("nan"), float("nan")
     half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
     return float(x.mean() - half), float(x.mean() + half)
+
+
+def wilson_interval(reached: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a rate of ``reached`` out of ``n`` (sound at 0 and n)."""
+    from worldmodel.goal_reaching import success_interval
+
+    return success_interval(np.arange(n) < reached, confidence)
 
 
 def difference_interval(
@@ -226,12 +251,18 @@ def _compare_one_task(experiments: list[Experiment], headline: list[tuple[str, s
         seeds = ", ".join(str(m.seed) for m in g.members)
         lines += [f"**Group {chr(65 + i)}**: {g.label}; seeds {seeds} ({len(g.members)} runs)", ""]
         lines += ["| metric | mean | 95% CI | seed sd |", "|---|---|---|---|"]
+        pooled: dict[str, tuple[int, int]] = {}
         for file, key, label in headline:
             x = np.array(list(g.values(file, key).values()))
             lo, hi = t_interval(x)
+            counts = g.pooled_success(key) if file == PLAN else None
+            if counts is not None:  # a rate over goals: Wilson over all the seeds' goals
+                pooled[key] = counts
+                lo, hi = wilson_interval(*counts)
+                label = f"{label} (pooled, Wilson)"
             sd = x.std(ddof=1) if len(x) > 1 else float("nan")
             lines.append(f"| {label} | {_fmt(x.mean())} | [{_fmt(lo)}, {_fmt(hi)}] | {_fmt(sd)} |")
-        lines.append("")
+        lines += ["", *_goal_verdict(pooled)]
     base = groups[0]
     for i, g in enumerate(groups[1:], start=1):
         name = chr(65 + i)
@@ -252,6 +283,25 @@ def _compare_one_task(experiments: list[Experiment], headline: list[tuple[str, s
         why = "Not per task for a model of several tasks" if shared else "Not in every run"
         lines += [f"{why}, so left out: {left_out}.", ""]
     return "\n".join(lines)
+
+
+def _goal_verdict(pooled: dict[str, tuple[int, int]]) -> list[str]:
+    """One line on the planning targets: does the world model reach more goals than
+    random actions, with the two pooled intervals apart, and what share of the oracle's?"""
+    model, rand = pooled.get("model_success"), pooled.get("random_success")
+    if model is None or rand is None:
+        return []
+    (m_lo, m_hi), (r_lo, r_hi) = wilson_interval(*model), wilson_interval(*rand)
+    apart = "apart" if m_lo > r_hi or r_lo > m_hi else "overlapping"
+    text = (
+        f"Goals reached, pooled over the seeds: world model {model[0]} of {model[1]}, random "
+        f"actions {rand[0]} of {rand[1]}: the intervals are {apart}"
+    )
+    oracle = pooled.get("oracle_success")
+    if oracle is not None and oracle[0] > 0:
+        share = (model[0] / model[1]) / (oracle[0] / oracle[1])
+        text += f"; the world model reaches {share:.0%} of the oracle's rate"
+    return [*textwrap.wrap(text + ".", 100), ""]
 
 
 def _git(repo: Path, *args: str) -> str:
