@@ -31,6 +31,33 @@ def test_ssim_identical_is_one_and_noise_lowers_it() -> None:
     assert ssim(x.movedim(-1, 1), x.movedim(-1, 1), channels_last=False).min() > 0.9999
 
 
+def test_ssim_matches_the_two_dimensional_gaussian_window() -> None:
+    """The separable filtering gives the textbook SSIM: local moments under the 11x11
+    Gaussian (sigma 1.5), computed here directly from every 11x11 patch in float64."""
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 20, 24, generator=gen, dtype=torch.float64)
+    pred = (target + 0.1 * torch.randn(target.shape, generator=gen, dtype=torch.float64)).clamp(
+        0, 1
+    )
+    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
+    w = (g[:, None] * g[None, :]).flatten() / g.sum() ** 2  # (121,)
+
+    def moment(x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H-10, W-10)
+        patches = x.unfold(2, 11, 1).unfold(3, 11, 1).flatten(-2)
+        return (patches * w).sum(-1)
+
+    mu_p, mu_t = moment(pred), moment(target)
+    s_pp = moment(pred * pred) - mu_p**2
+    s_tt = moment(target * target) - mu_t**2
+    s_pt = moment(pred * target) - mu_p * mu_t
+    c1, c2 = 0.01**2, 0.03**2
+    ref = ((2 * mu_p * mu_t + c1) * (2 * s_pt + c2)) / (
+        (mu_p**2 + mu_t**2 + c1) * (s_pp + s_tt + c2)
+    )
+    got = ssim(pred.float(), target.float(), channels_last=False)
+    assert torch.allclose(got.double(), ref.flatten(1).mean(1), atol=1e-5)
+
+
 def test_high_frequency_energy_known_values_and_blur() -> None:
     flat = torch.full((1, 8, 8, 3), 0.3)
     assert high_frequency_energy(flat).item() == 0.0

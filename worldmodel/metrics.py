@@ -70,21 +70,28 @@ def region_psnr(pred: torch.Tensor, target: torch.Tensor, pixels: torch.Tensor) 
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The 1-D Gaussian whose outer product with itself is SSIM's 2-D window."""
     g = torch.exp(-((torch.arange(size) - size // 2) ** 2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
+    return g / g.sum()
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
-    """Structural similarity per image (Wang et al. 2004: 11x11 Gaussian, sigma 1.5)."""
+    """Structural similarity per image (Wang et al. 2004: 11x11 Gaussian, sigma 1.5).
+
+    The Gaussian is separable, so the five local moments are filtered in one grouped
+    convolution along the rows and one along the columns (22 taps a pixel, not 121):
+    the same numbers as the 2-D window, about five times faster on a CPU.
+    """
     p, t = _to_nchw(pred, channels_last).clamp(0, 1), _to_nchw(target, channels_last)
     c = p.shape[1]
     size = min(11, p.shape[-1], p.shape[-2])
-    w = _gaussian_window(size).to(p).expand(c, 1, size, size)
-    mu_p, mu_t = F.conv2d(p, w, groups=c), F.conv2d(t, w, groups=c)
-    s_pp = F.conv2d(p * p, w, groups=c) - mu_p**2
-    s_tt = F.conv2d(t * t, w, groups=c) - mu_t**2
-    s_pt = F.conv2d(p * t, w, groups=c) - mu_p * mu_t
+    g = _gaussian_window(size).to(p)
+    x = torch.cat([p, t, p * p, t * t, p * t], 1)  # (B, 5c, H, W)
+    n = x.shape[1]
+    x = F.conv2d(x, g.view(1, 1, size, 1).expand(n, 1, size, 1), groups=n)
+    x = F.conv2d(x, g.view(1, 1, 1, size).expand(n, 1, 1, size), groups=n)
+    mu_p, mu_t, e_pp, e_tt, e_pt = x.split(c, 1)
+    s_pp, s_tt, s_pt = e_pp - mu_p**2, e_tt - mu_t**2, e_pt - mu_p * mu_t
     c1, c2 = 0.01**2, 0.03**2
     num = (2 * mu_p * mu_t + c1) * (2 * s_pt + c2)
     den = (mu_p**2 + mu_t**2 + c1) * (s_pp + s_tt + c2)
