@@ -46,6 +46,17 @@ def test_several_tasks_are_reported_per_task_in_headline_and_details() -> None:
     assert "seconds" not in details["tasks"]["c-d"]
 
 
+def test_a_plan_run_without_the_oracle_writes_the_other_headlines() -> None:
+    """`plan.oracle: false` leaves the oracle out: its headline is absent, not a crash
+    after every goal was planned."""
+    rates = {"model_success": 0.3, "random_success": 0.1, "replay_success": 1.0, "seconds": 9.0}
+    result = {"overall": dict(rates), "tasks": {"a-b": dict(rates), "c-d": dict(rates)}}
+    headline, details, timings = split_result("plan", result)
+    assert "oracle_success" not in details and timings == {"seconds": 9.0}
+    assert set(headline) == {"model_success", "random_success", "tasks"}
+    assert headline["tasks"]["c-d"] == {"model_success": 0.3, "random_success": 0.1}
+
+
 def test_training_stage_split_and_tokenize_has_no_headline(tmp_path: Path) -> None:
     result = {"val": {"psnr": 30.1, "lpips": None}, "train_seconds": 100.0, "params_millions": 1.3}
     headline, details, timings = split_result("train_tokenizer", result)

@@ -112,14 +112,16 @@ def split_result(stage: str, result: dict[str, Any]) -> tuple[dict, dict, dict]:
         overall, tasks = result["overall"], result["tasks"]
         timings = {k: v for k, v in overall.items() if k in TIMING_KEYS}
         details = {k: v for k, v in overall.items() if k not in TIMING_KEYS}
-        headline = {name: details[key] for name, key in spec.items()}
+        # an agent left out of the run (`plan.oracle: false`) has no headline number
+        headline = {name: details[key] for name, key in spec.items() if key in details}
         if len(tasks) > 1:
             per_task = {
                 t: {k: v for k, v in s.items() if k not in TIMING_KEYS} for t, s in tasks.items()
             }
             details["tasks"] = per_task
             headline["tasks"] = {
-                t: {name: s[key] for name, key in spec.items()} for t, s in per_task.items()
+                t: {name: s[key] for name, key in spec.items() if key in s}
+                for t, s in per_task.items()
             }
     else:
         timings = {k: v for k, v in result.items() if k in TIMING_KEYS}
