@@ -10,6 +10,8 @@ outputs checked out elsewhere. Each arm (``NAME=KEY=VALUE[;KEY=VALUE...]``; ``NA
 params.yaml as is) runs the `plan` stage's own code on every run, with ``base.seed`` set
 to the seed the run's dynamics model was trained with, so its goal pairs are the ones
 that run's stage drew: the arms meet the same goals, and are paired goal by goal.
+``--goal-seed-offset N`` adds N to that seed: other goals from the same test episodes,
+to confirm a setting on goals it was not chosen on.
 
 Prints per arm: each run's success rate of the world model, the pooled rate over all
 goals with its Wilson 95% interval, the pooled oracle and random rates, seconds; then
@@ -39,6 +41,13 @@ def main() -> None:
     ap.add_argument("--run", type=Path, action="append", required=True, help="a data/ folder")
     ap.add_argument("--arm", action="append", required=True, metavar="NAME=KEY=VALUE;...")
     ap.add_argument("--out", type=Path, default=None, help="TSV: one row per arm and run")
+    ap.add_argument(
+        "--goal-seed-offset",
+        type=int,
+        default=0,
+        help="draw goals (and planner noise) with base.seed = the run's seed + this: fresh "
+        "goals from the same test episodes, to confirm on goals a choice was not made on",
+    )
     args = ap.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -60,7 +69,9 @@ def main() -> None:
     for name, sets in arms:
         hits, runs_of = [], []
         for ri, run in enumerate(args.run):
-            params = params_with_overrides(args.params, [*sets, f"base.seed={seeds[run]}"])
+            params = params_with_overrides(
+                args.params, [*sets, f"base.seed={seeds[run] + args.goal_seed_offset}"]
+            )
             t0 = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
                 summary = plan.run(
