@@ -80,7 +80,8 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, channels_last: bool = True) -
 
     The Gaussian is separable, so the five local moments are filtered in one grouped
     convolution along the rows and one along the columns (22 taps a pixel, not 121):
-    the same numbers as the 2-D window, about five times faster on a CPU.
+    the same numbers as the 2-D window to 1e-7; on a CPU about 40% less time, the rest
+    being the element-wise products and ratios.
     """
     p, t = _to_nchw(pred, channels_last).clamp(0, 1), _to_nchw(target, channels_last)
     c = p.shape[1]
