@@ -13,6 +13,17 @@ that run's stage drew: the arms meet the same goals, and are paired goal by goal
 ``--goal-seed-offset N`` adds N to that seed: other goals from the same test episodes,
 to confirm a setting on goals it was not chosen on.
 
+An arm may also swap the run's dynamics model: the item ``model=TEMPLATE`` (``{seed}``
+in it is the run's seed) plans with that model instead, on the run's goals, so that
+models trained differently (e.g. by ``scripts/study.py --save-models DIR``) are compared
+on the same goals, paired goal by goal:
+
+    python scripts/bench_plan.py --run R0 --run R1 --run R2 --arm base= \
+        --arm new="model=DIR/new_s{seed}.pt"
+
+where each ``Rk`` holds the episodes and tokenizer the models were trained on and, as
+``dynamics/model.pt``, the first arm's seed-k model.
+
 Prints per arm: each run's success rate of the world model, the pooled rate over all
 goals with its Wilson 95% interval, the pooled oracle and random rates, seconds; then
 each arm's difference from the first arm, paired by goal, with a bootstrap 95% interval
@@ -60,15 +71,28 @@ def main() -> None:
     arms = []
     for spec in args.arm:
         name, _, rest = spec.partition("=")
-        arms.append((name, [s for s in rest.split(";") if s]))
+        items = [s for s in rest.split(";") if s]
+        models = [s.partition("=")[2] for s in items if s.startswith("model=")]
+        if len(models) > 1:
+            ap.error(f"arm {name!r}: one model=TEMPLATE at most")
+        sets = [s for s in items if not s.startswith("model=")]
+        arms.append((name, sets, models[0] if models else None))
     seeds = {}
     for run in args.run:
         _, meta = load_model(run / "dynamics" / "model.pt", Dynamics)
         seeds[run] = meta.params.base.seed
+    swapped = {}  # (arm, run) -> the arm's model for that run; checked before any work
+    for name, _, model_template in arms:
+        for run in args.run if model_template is not None else ():
+            path = Path(model_template.format(seed=seeds[run]))
+            if load_model(path, Dynamics)[1].params.base.seed != seeds[run]:
+                sys.exit(f"{path} was not trained with base.seed={seeds[run]}, as {run}'s was")
+            swapped[name, run] = path
     rows, outcomes = [], {}  # outcomes[arm] = (success (N,), run index (N,))
-    for name, sets in arms:
+    for name, sets, _ in arms:
         hits, runs_of = [], []
         for ri, run in enumerate(args.run):
+            dynamics = swapped.get((name, run), run / "dynamics" / "model.pt")
             params = params_with_overrides(
                 args.params, [*sets, f"base.seed={seeds[run] + args.goal_seed_offset}"]
             )
@@ -78,7 +102,7 @@ def main() -> None:
                     params,
                     episodes=run / "episodes.h5",
                     tokenizer=run / "tokenizer" / "model.pt",
-                    dynamics=run / "dynamics" / "model.pt",
+                    dynamics=dynamics,
                     out_dir=Path(tmp) / "plan",
                     metrics=Path(tmp) / "plan.json",
                     track=False,
@@ -91,6 +115,7 @@ def main() -> None:
                 {
                     "arm": name,
                     "run": str(run),
+                    "dynamics": str(dynamics),
                     "seed": seeds[run],
                     "model_success": o["model_success"],
                     "oracle_success": o.get("oracle_success", float("nan")),
@@ -102,7 +127,7 @@ def main() -> None:
         outcomes[name] = (np.asarray(hits, np.float64), np.asarray(runs_of))
 
     print("\narm\tmodel success per run\tpooled [95% Wilson]\toracle\trandom\tseconds")
-    for name, _ in arms:
+    for name, *_ in arms:
         mine = [r for r in rows if r["arm"] == name]
         hits, _ = outcomes[name]
         lo, hi = success_interval(hits)
@@ -115,7 +140,7 @@ def main() -> None:
             f"{sum(r['seconds'] for r in mine):.0f}"
         )
     first, (base, runs_of) = arms[0][0], outcomes[arms[0][0]]
-    for name, _ in arms[1:]:
+    for name, *_ in arms[1:]:
         diff = outcomes[name][0] - base
         # goals nested in runs: resample runs (clusters) when there are several
         lo, hi = clustered_ci(diff, runs_of if len(args.run) > 1 else np.arange(len(diff)))

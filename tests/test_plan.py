@@ -153,7 +153,11 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
 
     # scripts/bench_plan.py scores planner arms on the same goals of a run's models: an
     # arm identical to the first meets the same goals with the same seed, so it differs
-    # by exactly nothing, goal by goal
+    # by exactly nothing, goal by goal; so does an arm that swaps in a copy of the run's
+    # model (model=TEMPLATE), and one trained with another seed is refused
+    import shutil
+
+    import torch
     import yaml
 
     from tests.conftest import load_script
@@ -166,13 +170,27 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     (run / "dynamics" / "model.pt").symlink_to(d / "dyn" / "model.pt")
     (d / "params.yaml").write_text(yaml.safe_dump(p.model_dump(mode="json")))
     argv = ["bench_plan.py", "--params", str(d / "params.yaml"), "--run", str(run)]
+    seed = p.base.seed
+    shutil.copy(d / "dyn" / "model.pt", d / f"copy_s{seed}.pt")
     argv += ["--arm", "base=", "--arm", "same=plan.cost=last", "--out", str(d / "arms.tsv")]
+    argv += ["--arm", f"swap=model={d}/copy_s{{seed}}.pt"]
     monkeypatch.setattr("sys.argv", argv)
     load_script("bench_plan").main()
     out = capsys.readouterr().out
     assert "same - base: +0% [+0%, +0%] (paired by goal)" in out
-    rows = (d / "arms.tsv").read_text().splitlines()
-    assert len(rows) == 3 and rows[1].split("\t")[3] == str(details["model_success"])
+    assert "swap - base: +0% [+0%, +0%] (paired by goal)" in out
+    rows = [r.split("\t") for r in (d / "arms.tsv").read_text().splitlines()]
+    assert len(rows) == 4 and rows[1][rows[0].index("model_success")] == str(
+        details["model_success"]
+    )
+    assert rows[3][rows[0].index("dynamics")] == f"{d}/copy_s{seed}.pt"
+    blob = torch.load(d / "dyn" / "model.pt", weights_only=True)
+    blob["meta"]["params"]["base"]["seed"] = seed + 1
+    torch.save(blob, d / f"other_s{seed}.pt")
+    argv = argv[:5] + ["--arm", "base=", "--arm", f"other=model={d}/other_s{{seed}}.pt"]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit, match="not trained with base.seed"):
+        load_script("bench_plan").main()
 
 
 def test_bad_plan_params_are_refused_naming_the_key() -> None:

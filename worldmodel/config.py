@@ -368,6 +368,14 @@ class DynamicsParams(_Section):
         le=1,
         description="Fraction of samples whose frames draw d > d_min (bootstrap loss).",
     )
+    pure_noise_weight: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Weight of an auxiliary x-prediction loss on frames drawn at signal level 0 (the "
+            "prediction from pure noise, which one sampler step uses; 0 = off)."
+        ),
+    )
     tau_ctx: float = Field(
         0.9,
         ge=0,
