@@ -215,3 +215,28 @@ def test_a_model_of_several_tasks_reports_each_tasks_own_goals() -> None:
     assert "| model (pooled, Wilson) | 0.50 |" in cartpole
     assert "| model (pooled, Wilson) | 0.20 |" in reacher
     assert "0.35" not in text
+
+
+def test_a_failed_run_never_stands_for_its_name_and_a_shared_name_is_refused() -> None:
+    """A queued experiment that failed and was re-run under the same name: `dvc exp show`
+    lists both. The failed one holds only its baseline's files (another task's metrics,
+    once read silently as this run's); the finished one is the name's."""
+    from wm.compare import named_revs, resolve_name
+
+    def rev(name: str, sha: str, error: bool = False) -> dict:
+        return {"name": name, "rev": sha, "error": {"msg": "failed"} if error else None}
+
+    shown = [
+        {"rev": "base1", "experiments": [{"revs": [rev("s2", "a" * 40)]}]},
+        {"rev": "base0", "experiments": [{"revs": [rev("s2", "f" * 40, error=True)]}]},
+        {"rev": "base0", "experiments": [{"revs": [rev("s0", "b" * 40)]}, {"revs": None}]},
+    ]
+    revs = named_revs(shown)
+    assert revs == {"s2": ["a" * 40], "s0": ["b" * 40]}
+    assert resolve_name(revs, "s2") == "a" * 40 and resolve_name(revs, "nope") is None
+    shown.append({"rev": "base2", "experiments": [{"revs": [rev("s2", "c" * 40)]}]})
+    with pytest.raises(
+        CompareError, match=r"several finished experiments are named s2: aaaaaaa, ccccccc"
+    ):
+        resolve_name(named_revs(shown), "s2")
+    assert resolve_name(named_revs(shown), "s0") == "b" * 40  # other names still resolve

@@ -311,8 +311,9 @@ def _git(repo: Path, *args: str) -> str:
     return res.stdout
 
 
-def experiment_revs(repo: Path) -> dict[str, str]:
-    """``{experiment name: commit}`` of every DVC experiment in ``repo`` (all baselines)."""
+def experiment_revs(repo: Path) -> dict[str, list[str]]:
+    """``{experiment name: [commit, ...]}`` of every finished DVC experiment in ``repo``
+    (all baselines; one commit per name unless a name was reused, see :func:`named_revs`)."""
     try:
         res = subprocess.run(
             ["dvc", "exp", "show", "--json", "--all-commits"],
@@ -324,13 +325,41 @@ def experiment_revs(repo: Path) -> dict[str, str]:
         raise CompareError("`dvc` is not on PATH: `source .venv/bin/activate` first") from None
     if res.returncode != 0:
         raise CompareError(f"dvc exp show failed: {res.stderr.strip()[-500:]}")
-    found: dict[str, str] = {}
-    for commit in json.loads(res.stdout or "[]"):
+    return named_revs(json.loads(res.stdout or "[]"))
+
+
+def named_revs(shown: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """``{name: [commit, ...]}`` from ``dvc exp show --json --all-commits``.
+
+    A run that failed (``error`` set) is left out: it has no results of its own, only
+    its baseline's files, and re-running an experiment under the same name after a
+    failure is common.
+    """
+    found: dict[str, list[str]] = {}
+    for commit in shown:
         for exp in commit.get("experiments") or []:
             for rev in exp.get("revs") or []:
-                if rev.get("name") and rev.get("rev"):
-                    found[rev["name"]] = rev["rev"]
+                name, sha = rev.get("name"), rev.get("rev")
+                if name and sha and not rev.get("error") and sha not in found.get(name, []):
+                    found.setdefault(name, []).append(sha)
     return found
+
+
+def resolve_name(revs: dict[str, list[str]], name: str) -> str | None:
+    """The one commit of experiment ``name``, None when there is no such experiment.
+
+    Raises :class:`CompareError` when several finished experiments share the name,
+    rather than picking one silently."""
+    shas = revs.get(name)
+    if not shas:
+        return None
+    if len(shas) > 1:
+        raise CompareError(
+            f"several finished experiments are named {name}: "
+            f"{', '.join(sha[:7] for sha in shas)}; name one by its commit, or "
+            "`dvc exp remove COMMIT` the others"
+        )
+    return shas[0]
 
 
 # Knobs this code no longer has, each with the value at which an older run behaved as
@@ -363,7 +392,7 @@ def read_experiments(
     revs = experiment_revs(repo)
     out, unknown = [], []
     for name in names:
-        rev = revs.get(name)
+        rev = resolve_name(revs, name)
         if rev is None:
             probe = subprocess.run(
                 ["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],

@@ -196,7 +196,7 @@ def headline_files(repo: Path) -> list[str]:
 
 def read_headlines(repo: Path, revs: list[str]) -> dict[str, dict[str, Any]]:
     """``{rev: {file: content}}`` of the headline metrics; ``workspace`` reads the files."""
-    from wm.compare import experiment_revs
+    from wm.compare import experiment_revs, resolve_name
 
     files = headline_files(repo)
     exps = experiment_revs(repo) if revs else {}
@@ -208,7 +208,7 @@ def read_headlines(repo: Path, revs: list[str]) -> dict[str, dict[str, Any]]:
                 text = (repo / f).read_text() if (repo / f).is_file() else None
             else:
                 res = subprocess.run(
-                    ["git", "show", f"{exps.get(rev, rev)}:{f}"],
+                    ["git", "show", f"{resolve_name(exps, rev) or rev}:{f}"],
                     cwd=repo,
                     capture_output=True,
                     text=True,

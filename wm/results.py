@@ -109,7 +109,13 @@ def plots(
     except ReportError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    table = metrics_table(read_headlines(repo, shown))
+    from wm.compare import CompareError
+
+    try:
+        table = metrics_table(read_headlines(repo, shown))
+    except CompareError as exc:  # an experiment name that several runs share
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
     heading = "worldmodel: " + (", ".join(shown) if shown else "workspace")
     html_path, md_path = write_report(charts, table, out, heading)
     for c in charts:
