@@ -116,7 +116,7 @@ def main() -> None:
             "dynamics": p.model_dump(mode="json"),
         }
         trainer = Trainer(
-            dt.DynamicsObjective(model, pure_noise_weight=p.pure_noise_weight),
+            dt.DynamicsObjective(model),
             make_batch=dt.DynamicsBatches(store, params),
             cfg=p.train,
             ckpt_path=None,

@@ -57,7 +57,7 @@ def run(
             tokenizer=tokenizer_id,
         )
         trainer = Trainer(
-            dt.DynamicsObjective(model, pure_noise_weight=p.pure_noise_weight),
+            dt.DynamicsObjective(model),
             make_batch=dt.DynamicsBatches(store, params),
             cfg=p.train,
             ckpt_path=resume,

@@ -104,7 +104,6 @@ def shortcut_loss(
     actions: torch.Tensor,
     k_max: int,
     isolated: torch.Tensor | None = None,
-    pure_noise_weight: float = 0.0,
 ) -> ShortcutTerms:
     """Flow loss on ``d == d_min`` frames and bootstrap loss on the others (docs/forcing.md).
 
@@ -112,11 +111,6 @@ def shortcut_loss(
     passes (two half steps of the same network, no gradient) run only on samples that
     contain a bootstrap frame. ``isolated (B,)``, when given, is passed on to ``f`` as
     ``f(..., isolated=...)`` (single-frame samples, see ``Dynamics.forward``).
-
-    ``pure_noise_weight`` adds, on every frame drawn at ``tau = 0`` (whatever its ``d``),
-    ``pure_noise_weight * ||z1_hat - z1||^2``: the prediction from pure noise, which the
-    ramp weighs 0.1 and which one sampler step (``K = 1``) is made of, regressed on the
-    truth. It is an auxiliary term beside the shortcut loss, not a change of the ramp.
     """
     d_min = 1.0 / k_max
 
@@ -153,10 +147,6 @@ def shortcut_loss(
         boot = boot_loss[boot_frames].mean()
         frame_loss = frame_loss.clone()
         frame_loss[rows] = torch.where(boot_frames, boot_loss, frame_loss[rows])
-    if pure_noise_weight > 0:
-        frame_loss = frame_loss + pure_noise_weight * torch.where(
-            tau <= 1e-9, sq, torch.zeros_like(sq)
-        )
     return ShortcutTerms(
         total=frame_loss.mean(),
         flow=flow,

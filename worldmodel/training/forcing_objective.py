@@ -117,10 +117,9 @@ class DynamicsBatches:
 class DynamicsObjective(nn.Module):
     """Shortcut-forcing loss of a :class:`Dynamics` model (one term; flow/bootstrap parts logged)."""
 
-    def __init__(self, model: Dynamics, pure_noise_weight: float = 0.0) -> None:
+    def __init__(self, model: Dynamics) -> None:
         super().__init__()
         self.model = model
-        self.pure_noise_weight = pure_noise_weight
 
     def forward(self, b: DynamicsBatch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         res = shortcut_loss(
@@ -132,7 +131,6 @@ class DynamicsObjective(nn.Module):
             actions=b.actions,
             k_max=self.model.cfg.k_max,
             isolated=b.isolated,
-            pure_noise_weight=self.pure_noise_weight,
         )
         terms = {"shortcut": res.total}
         logs = {"per_sample": res.per_sample, "window_frames": torch.tensor(float(b.z1.shape[1]))}
