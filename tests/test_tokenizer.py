@@ -170,36 +170,3 @@ def test_hard_pixel_term_is_the_worst_pixels_mean_and_off_by_default() -> None:
     on = p.model_copy(update={"hard_pixel_weight": 0.5})
     assert set(objective(model, on, None)(batch)[0]) == {"mse", "hard_pixels"}
     assert loss_weights(on)["hard_pixels"] == 0.5
-
-
-def test_latent_noise_is_drawn_per_step_and_decoded_through() -> None:
-    """``tokenizer.latent_noise``: each batch carries Gaussian noise of that std, a pure
-    function of (seed, step) drawn after the rest (the frames and masks stay those of the
-    noiseless run), and the objective decodes the noised latents."""
-    from worldmodel.training.mae_objective import TokenizerBatches
-
-    class Clips:
-        def sample(self, rng, n):
-            return rng.integers(0, 255, (n, 1, 16, 16, 3), dtype=np.uint8)
-
-    base = tiny_params()
-    tp = base.tokenizer.model_copy(update={"latent_tokens": 4, "latent_dim": 6})
-    off = base.model_copy(update={"tokenizer": tp})
-    on = base.model_copy(update={"tokenizer": tp.model_copy(update={"latent_noise": 0.5})})
-    b_off = TokenizerBatches(Clips(), off, CFG.num_patches)(3)
-    b_on = TokenizerBatches(Clips(), on, CFG.num_patches)(3)
-    assert b_off.latent_noise is None
-    assert torch.equal(b_on.frames, b_off.frames) and torch.equal(b_on.keep, b_off.keep)
-    assert b_on.latent_noise.shape == (tp.train.batch_size, 1, 4, 6)
-    assert torch.equal(
-        b_on.latent_noise, TokenizerBatches(Clips(), on, CFG.num_patches)(3).latent_noise
-    )
-    big = TokenizerBatches(Clips(), on, CFG.num_patches)
-    assert abs(torch.cat([big(s).latent_noise for s in range(40)]).std().item() - 0.5) < 0.05
-
-    model = _model()
-    loss = objective(model, tp, None)
-    z = model.encode(b_on.frames.float() / 255, b_on.keep)
-    want = (model.decode(z + b_on.latent_noise) - b_on.frames.float() / 255).pow(2).mean()
-    assert loss(b_on)[0]["mse"].item() == pytest.approx(want.item(), rel=1e-5)
-    assert loss(b_off)[0]["mse"].item() != pytest.approx(want.item(), rel=1e-3)

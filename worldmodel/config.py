@@ -291,15 +291,6 @@ class TokenizerParams(_Section):
         le=1,
         description="Fraction of each frame's pixels the hard-pixel term averages.",
     )
-    latent_noise: float = Field(
-        0.0,
-        ge=0,
-        description=(
-            "Standard deviation of Gaussian noise added to the latents before decoding, in "
-            "training only (0 = off): a decoder that tolerates latent errors of the size the "
-            "dynamics makes, and latents that keep what matters apart by more than that."
-        ),
-    )
     eval_clips: int = Field(64, gt=0, description="Held-out clips for the final metrics.")
 
     @field_validator("size")

@@ -59,11 +59,9 @@ class TokenizerBatch:
 
     frames: torch.Tensor  # (B, T, H, W, 3) uint8
     keep: torch.Tensor  # (B, T, P) bool; False = replaced by the mask token
-    latent_noise: torch.Tensor | None = None  # (B, T, L, C) added to the latents, or None
 
     def to(self, device: torch.device | str) -> TokenizerBatch:
-        noise = None if self.latent_noise is None else self.latent_noise.to(device)
-        return TokenizerBatch(self.frames.to(device), self.keep.to(device), noise)
+        return TokenizerBatch(self.frames.to(device), self.keep.to(device))
 
     def preview(self) -> torch.Tensor:
         """One uint8 image per sample (its last frame), for hard-example logging."""
@@ -89,13 +87,7 @@ class TokenizerBatches:
             rng, b=n, t=p.clip_frames, n_patches=self.n_patches, mask_max=mask_max_at(step, p)
         )
         sl = slice(rank * n // world, (rank + 1) * n // world)
-        noise = None
-        if p.latent_noise > 0:  # drawn last: the other draws do not depend on it
-            shape = (n, p.clip_frames, p.latent_tokens, p.latent_dim)
-            noise = torch.from_numpy(
-                (p.latent_noise * rng.standard_normal(shape)).astype(np.float32)[sl]
-            )
-        return TokenizerBatch(torch.from_numpy(frames[sl]), torch.from_numpy(keep[sl]), noise)
+        return TokenizerBatch(torch.from_numpy(frames[sl]), torch.from_numpy(keep[sl]))
 
 
 def hard_pixel_error(err: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -131,10 +123,7 @@ class TokenizerObjective(nn.Module):
         self, batch: TokenizerBatch
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         target = batch.frames.float() / 255.0
-        if batch.latent_noise is None:
-            recon = self.model(target, batch.keep)
-        else:  # the decoder learns to read latents as noisy as the dynamics' predictions
-            recon = self.model.decode(self.model.encode(target, batch.keep) + batch.latent_noise)
+        recon = self.model(target, batch.keep)
         err = (recon - target).pow(2)  # (B, T, H, W, 3)
         terms = {"mse": err.mean()}
         per_sample = err.flatten(1).mean(1).detach()
