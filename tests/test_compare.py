@@ -240,3 +240,8 @@ def test_a_failed_run_never_stands_for_its_name_and_a_shared_name_is_refused() -
     ):
         resolve_name(named_revs(shown), "s2")
     assert resolve_name(named_revs(shown), "s0") == "b" * 40  # other names still resolve
+    # a name whose every run failed is named as failed, not as unknown
+    shown.append({"rev": "base0", "experiments": [{"revs": [rev("s9", "d" * 40, error=True)]}]})
+    assert named_revs(shown)["s9"] == []
+    with pytest.raises(CompareError, match="experiment s9 failed and has no results"):
+        resolve_name(named_revs(shown), "s9")

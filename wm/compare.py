@@ -312,8 +312,9 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def experiment_revs(repo: Path) -> dict[str, list[str]]:
-    """``{experiment name: [commit, ...]}`` of every finished DVC experiment in ``repo``
-    (all baselines; one commit per name unless a name was reused, see :func:`named_revs`)."""
+    """``{experiment name: [commit, ...]}`` of every DVC experiment in ``repo`` (all
+    baselines): its finished runs, one unless a name was reused, none where every run of
+    it failed (see :func:`named_revs`)."""
     try:
         res = subprocess.run(
             ["dvc", "exp", "show", "--json", "--all-commits"],
@@ -333,15 +334,18 @@ def named_revs(shown: list[dict[str, Any]]) -> dict[str, list[str]]:
 
     A run that failed (``error`` set) is left out: it has no results of its own, only
     its baseline's files, and re-running an experiment under the same name after a
-    failure is common.
+    failure is common. A name that only failed runs had maps to ``[]``.
     """
     found: dict[str, list[str]] = {}
     for commit in shown:
         for exp in commit.get("experiments") or []:
             for rev in exp.get("revs") or []:
                 name, sha = rev.get("name"), rev.get("rev")
-                if name and sha and not rev.get("error") and sha not in found.get(name, []):
-                    found.setdefault(name, []).append(sha)
+                if not (name and sha):
+                    continue
+                shas = found.setdefault(name, [])  # a name only failed runs had: []
+                if not rev.get("error") and sha not in shas:
+                    shas.append(sha)
     return found
 
 
@@ -351,8 +355,13 @@ def resolve_name(revs: dict[str, list[str]], name: str) -> str | None:
     Raises :class:`CompareError` when several finished experiments share the name,
     rather than picking one silently."""
     shas = revs.get(name)
-    if not shas:
+    if shas is None:
         return None
+    if not shas:
+        raise CompareError(
+            f"experiment {name} failed and has no results of its own; see `dvc queue logs "
+            f"{name}`, then run it again"
+        )
     if len(shas) > 1:
         raise CompareError(
             f"several finished experiments are named {name}: "

@@ -26,7 +26,7 @@ def compare(
     from wm.compare import CompareError, experiment_revs
 
     try:
-        names = experiments or sorted(experiment_revs(repo))
+        names = experiments or sorted(n for n, shas in experiment_revs(repo).items() if shas)
         if not names:
             raise CompareError(f"no DVC experiments in {repo.resolve()}; run `dvc exp run` first")
     except CompareError as exc:
