@@ -352,8 +352,8 @@ def named_revs(shown: list[dict[str, Any]]) -> dict[str, list[str]]:
 def resolve_name(revs: dict[str, list[str]], name: str) -> str | None:
     """The one commit of experiment ``name``, None when there is no such experiment.
 
-    Raises :class:`CompareError` when several finished experiments share the name,
-    rather than picking one silently."""
+    Raises :class:`CompareError` when several finished experiments share the name
+    (rather than picking one silently) or when every run of it failed."""
     shas = revs.get(name)
     if shas is None:
         return None

@@ -113,7 +113,7 @@ def plots(
 
     try:
         table = metrics_table(read_headlines(repo, shown))
-    except CompareError as exc:  # an experiment name that several runs share
+    except CompareError as exc:  # a name several runs share, or only failed runs had
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     heading = "worldmodel: " + (", ".join(shown) if shown else "workspace")
