@@ -185,15 +185,13 @@ def test_rollout_three_times_the_training_window_is_finite() -> None:
     assert out.shape == (2, 48, 4, 3) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize(("softcap", "time_first"), [(50.0, False), (0.0, False), (50.0, True)])
-def test_kv_cached_step_equals_the_full_forward(softcap: float, time_first: bool) -> None:
-    """KV cache: committing frames 0..T-2 then stepping frame T-1 == forward on all T,
-    whichever layers attend over time."""
+@pytest.mark.parametrize("softcap", [50.0, 0.0])
+def test_kv_cached_step_equals_the_full_forward(softcap: float) -> None:
+    """KV cache: committing frames 0..T-2 then stepping frame T-1 == forward on all T."""
     from dataclasses import replace
 
     torch.manual_seed(0)
-    m = Dynamics(replace(CFG, softcap=softcap, time_first=time_first)).eval()
-    assert m.is_time == ([True, False] * 2 if time_first else [False, True] * 2)
+    m = Dynamics(replace(CFG, softcap=softcap)).eval()
     z, tau, d, a = _inputs(t=6)
     with torch.no_grad():
         full = m(z, tau, d, a)

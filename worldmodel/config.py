@@ -343,13 +343,6 @@ class DynamicsParams(_Section):
         gt=0,
         description="Causal time attention every this many layers (space attention in all others).",
     )
-    time_first: bool = Field(
-        False,
-        description=(
-            "Time attention opens each group of `time_every` layers (true) or closes it "
-            "(false): first, a frame's tokens gather their past before any space layer mixes them."
-        ),
-    )
     softcap: float = Field(50.0, ge=0, description="Attention logit soft-cap (0 = off).")
     seq_len: int = Field(8, ge=2, description="Frames per short training window.")
     long_seq_len: int = Field(

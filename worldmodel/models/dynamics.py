@@ -53,8 +53,6 @@ class DynamicsConfig:
     depth: int = 4
     time_every: int = 2
     softcap: float = 50.0
-    # time attention in the first layer of each group of `time_every` (True) or the last
-    time_first: bool = False
 
     @property
     def spatial_tokens(self) -> int:
@@ -117,8 +115,7 @@ class Dynamics(nn.Module):
         self.blocks = nn.ModuleList(
             Block(d, cfg.heads, cfg.kv_heads, cfg.softcap) for _ in range(cfg.depth)
         )
-        phase = 0 if cfg.time_first else cfg.time_every - 1
-        self.is_time = [i % cfg.time_every == phase for i in range(cfg.depth)]
+        self.is_time = [(i + 1) % cfg.time_every == 0 for i in range(cfg.depth)]
         self.norm = RMSNorm(d)
         self.out = nn.Linear(d, cfg.pack * cfg.latent_dim)
 

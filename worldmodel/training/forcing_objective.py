@@ -54,7 +54,6 @@ def dynamics_config(
         registers=p.registers,
         k_max=p.k_max,
         time_every=p.time_every,
-        time_first=p.time_first,
         softcap=p.softcap,
         **shape,
     )
