@@ -169,7 +169,8 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     (run / "tokenizer" / "model.pt").symlink_to(d / "tok" / "model.pt")
     (run / "dynamics" / "model.pt").symlink_to(d / "dyn" / "model.pt")
     (d / "params.yaml").write_text(yaml.safe_dump(p.model_dump(mode="json")))
-    argv = ["bench_plan.py", "--params", str(d / "params.yaml"), "--run", str(run)]
+    command = ["bench_plan.py", "--params", str(d / "params.yaml"), "--run", str(run)]
+    argv = list(command)
     seed = p.base.seed
     shutil.copy(d / "dyn" / "model.pt", d / f"copy_s{seed}.pt")
     argv += ["--arm", "base=", "--arm", "same=plan.cost=last", "--out", str(d / "arms.tsv")]
@@ -187,7 +188,7 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     blob = torch.load(d / "dyn" / "model.pt", weights_only=True)
     blob["meta"]["params"]["base"]["seed"] = seed + 1
     torch.save(blob, d / f"other_s{seed}.pt")
-    argv = argv[:5] + ["--arm", "base=", "--arm", f"other=model={d}/other_s{{seed}}.pt"]
+    argv = command + ["--arm", "base=", "--arm", f"other=model={d}/other_s{{seed}}.pt"]
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit, match="not trained with base.seed"):
         load_script("bench_plan").main()

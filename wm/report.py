@@ -203,12 +203,13 @@ def read_headlines(repo: Path, revs: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for rev in revs or ["workspace"]:
         out[rev] = {}
+        commit = None if rev == "workspace" else resolve_name(exps, rev) or rev
         for f in files:
-            if rev == "workspace":
+            if commit is None:
                 text = (repo / f).read_text() if (repo / f).is_file() else None
             else:
                 res = subprocess.run(
-                    ["git", "show", f"{resolve_name(exps, rev) or rev}:{f}"],
+                    ["git", "show", f"{commit}:{f}"],
                     cwd=repo,
                     capture_output=True,
                     text=True,

@@ -103,17 +103,14 @@ def plots(
 
     revs = list(revisions or [])
     shown = (["workspace"] if len(revs) == 1 else []) + revs  # as `dvc plots diff` does
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            charts = render_charts(dvc_plots(repo, revs, Path(scratch)), out)
-    except ReportError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
     from wm.compare import CompareError
 
     try:
+        # names first (CompareError: one several runs share, or only failed runs had)
         table = metrics_table(read_headlines(repo, shown))
-    except CompareError as exc:  # a name several runs share, or only failed runs had
+        with tempfile.TemporaryDirectory() as scratch:
+            charts = render_charts(dvc_plots(repo, revs, Path(scratch)), out)
+    except (ReportError, CompareError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     heading = "worldmodel: " + (", ".join(shown) if shown else "workspace")
