@@ -185,16 +185,13 @@ def test_rollout_three_times_the_training_window_is_finite() -> None:
     assert out.shape == (2, 48, 4, 3) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize(("softcap", "prev_path"), [(50.0, False), (0.0, False), (50.0, True)])
-def test_kv_cached_step_equals_the_full_forward(softcap: float, prev_path: bool) -> None:
-    """KV cache: committing frames 0..T-2 then stepping frame T-1 == forward on all T,
-    the direct path from the previous frame included (the cache carries that frame)."""
+@pytest.mark.parametrize("softcap", [50.0, 0.0])
+def test_kv_cached_step_equals_the_full_forward(softcap: float) -> None:
+    """KV cache: committing frames 0..T-2 then stepping frame T-1 == forward on all T."""
     from dataclasses import replace
 
     torch.manual_seed(0)
-    m = Dynamics(replace(CFG, softcap=softcap, prev_path=prev_path)).eval()
-    if prev_path:  # it starts at zero; give it weight so a wrong previous frame shows
-        torch.nn.init.normal_(m.prev_in.weight, std=0.5)
+    m = Dynamics(replace(CFG, softcap=softcap)).eval()
     z, tau, d, a = _inputs(t=6)
     with torch.no_grad():
         full = m(z, tau, d, a)

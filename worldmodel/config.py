@@ -344,13 +344,6 @@ class DynamicsParams(_Section):
         description="Causal time attention every this many layers (space attention in all others).",
     )
     softcap: float = Field(50.0, ge=0, description="Attention logit soft-cap (0 = off).")
-    prev_path: bool = Field(
-        False,
-        description=(
-            "Each frame's latent tokens also get all of its previous frame's latents through "
-            "one linear map (a direct path, as a plain next-frame regressor has), besides time attention."
-        ),
-    )
     seq_len: int = Field(8, ge=2, description="Frames per short training window.")
     long_seq_len: int = Field(
         16, ge=2, description="Frames per long window; also the rollout's sliding window."

@@ -53,8 +53,6 @@ class DynamicsConfig:
     depth: int = 4
     time_every: int = 2
     softcap: float = 50.0
-    prev_path: bool = False  # each frame's tokens also get its previous frame's latents
-
 
     @property
     def spatial_tokens(self) -> int:
@@ -67,13 +65,11 @@ class DynamicsKVCache:
 
     layers: list[KVCache] = field(default_factory=list)
     t: int = 0
-    prev: torch.Tensor | None = None  # (B, L, C): the newest committed frame's latents
 
     def repeated(self, n: int) -> DynamicsKVCache:
         """The cache of a batch of one sample tiled to ``n`` samples (e.g. one context shared
         by ``n`` candidate action sequences); this one is left as it is."""
-        prev = None if self.prev is None else self.prev.repeat(n, 1, 1)
-        return DynamicsKVCache([layer.repeated(n) for layer in self.layers], self.t, prev)
+        return DynamicsKVCache([layer.repeated(n) for layer in self.layers], self.t)
 
 
 class SignalEmbedding(nn.Module):
@@ -116,15 +112,6 @@ class Dynamics(nn.Module):
         self.signal = SignalEmbedding(cfg.k_max, d)
         self.action_in = nn.Linear(cfg.action_dim, d)
         self.action_to_latents = nn.Linear(d, d)
-        # The direct path: all of the previous frame's latents into each latent token (as
-        # a plain next-frame regressor sees them), starting at zero so it adds to the
-        # factorised attention rather than replacing it.
-        self.prev_in = None
-        if cfg.prev_path:
-            self.prev_in = nn.Linear(
-                cfg.latent_tokens * cfg.latent_dim, cfg.spatial_tokens * d, bias=False
-            )
-            nn.init.zeros_(self.prev_in.weight)
         self.blocks = nn.ModuleList(
             Block(d, cfg.heads, cfg.kv_heads, cfg.softcap) for _ in range(cfg.depth)
         )
@@ -133,15 +120,9 @@ class Dynamics(nn.Module):
         self.out = nn.Linear(d, cfg.pack * cfg.latent_dim)
 
     def tokens(
-        self,
-        z: torch.Tensor,
-        tau: torch.Tensor,
-        d: torch.Tensor,
-        actions: torch.Tensor,
-        prev: torch.Tensor | None = None,
+        self, z: torch.Tensor, tau: torch.Tensor, d: torch.Tensor, actions: torch.Tensor
     ) -> torch.Tensor:
-        """Frame tokens ``(B, T, N, D)``; ``prev (B, T, L, C)``: each frame's previous frame
-        (zeros where it has none), used with ``prev_path`` only."""
+        """Frame tokens ``(B, T, N, D)``."""
         b, t = z.shape[:2]
         cfg = self.cfg
         packed = rearrange(z, "b t (s p) c -> b t s (p c)", p=cfg.pack)
@@ -149,10 +130,6 @@ class Dynamics(nn.Module):
         # The action also enters every latent token of its frame (as well as its own
         # token): a single token was measured to be nearly ignored on a CPU budget.
         lat = self.latent_in(packed) + self.latent_pos + self.action_to_latents(act)  # (B, T, S, D)
-        if self.prev_in is not None:
-            if prev is None:
-                prev = torch.zeros_like(z)
-            lat = lat + self.prev_in(prev.flatten(2)).view(b, t, cfg.spatial_tokens, -1)
         reg = self.registers.expand(b, t, -1, -1)  # (B, T, R, D)
         sig = self.signal(tau, d)[:, :, None]  # (B, T, 1, D)
         return torch.cat([lat, reg, sig, act], dim=2)
@@ -172,12 +149,7 @@ class Dynamics(nn.Module):
         """
         b, t = z.shape[:2]
         cfg = self.cfg
-        prev = None
-        if self.prev_in is not None:  # frame t - 1's latents for frame t; none for the first
-            prev = torch.cat([torch.zeros_like(z[:, :1]), z[:, :-1]], dim=1)
-            if isolated is not None:
-                prev = prev.masked_fill(isolated[:, None, None, None], 0.0)
-        x = self.tokens(z, tau, d, actions, prev)  # (B, T, N, D)
+        x = self.tokens(z, tau, d, actions)  # (B, T, N, D)
         n = x.shape[2]
         hd = cfg.dim // cfg.heads
         space_angles = rope_angles(torch.arange(n, device=z.device), hd)
@@ -217,8 +189,7 @@ class Dynamics(nn.Module):
         :meth:`forward` on the committed frames plus this one, up to float rounding.
         """
         cfg = self.cfg
-        prev = None if cache.prev is None else cache.prev[:, None]
-        x = self.tokens(z[:, None], tau[:, None], d[:, None], action[:, None], prev)[:, 0]  # (B, N, D)
+        x = self.tokens(z[:, None], tau[:, None], d[:, None], action[:, None])[:, 0]  # (B, N, D)
         b, n = x.shape[:2]
         hd = cfg.dim // cfg.heads
         space_angles = rope_angles(torch.arange(n, device=z.device), hd)
@@ -233,6 +204,5 @@ class Dynamics(nn.Module):
                 x = blk(x, space_angles)
         if commit:
             cache.t += 1
-            cache.prev = z
         out = self.out(self.norm(x[:, : cfg.spatial_tokens]))
         return rearrange(out, "b s (p c) -> b (s p) c", p=cfg.pack)

@@ -55,7 +55,6 @@ def dynamics_config(
         k_max=p.k_max,
         time_every=p.time_every,
         softcap=p.softcap,
-        prev_path=p.prev_path,
         **shape,
     )
 
