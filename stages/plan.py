@@ -39,7 +39,9 @@ def run(
     from worldmodel.checkpoints import load_model
     from worldmodel.data.episodes import EpisodeStore
     from worldmodel.envs import make_env
+    from worldmodel.errors import CheckpointMismatch
     from worldmodel.goal_reaching import (
+        LatentCost,
         RandomAgent,
         ReplayAgent,
         SimulatorAgent,
@@ -75,6 +77,16 @@ def run(
             temperature=p.temperature,
         )
         agents_run = [a for a in AGENTS if a != "oracle" or p.oracle]
+        latent = None
+        if p.oracle and p.oracle_cost == "latent":
+            clip = tok_meta.params.tokenizer.clip_frames
+            if clip != 1:
+                raise CheckpointMismatch(
+                    tokenizer,
+                    f"plan.oracle_cost: latent needs a tokenizer with clip_frames 1 (this one "
+                    f"has {clip}): each candidate's frame is encoded on its own",
+                )
+            latent = LatentCost(tok, kind=p.cost, device=device)
         total = len(store.tasks) * p.goals * len(agents_run)
         console.print(
             f"{STAGE}: {p.goals} goals per task {p.goal_offset} decisions ahead, budget "
@@ -115,7 +127,7 @@ def run(
                         device=device,
                         seed=seed,
                     ),
-                    "oracle": SimulatorAgent(env, cfg=cfg, spec=spec, seed=seed),
+                    "oracle": SimulatorAgent(env, cfg=cfg, spec=spec, seed=seed, latent=latent),
                     "random": RandomAgent(low, high, seed=seed, chunk=p.replan_every),
                     "replay": ReplayAgent(store, dim=env.action_spec.dim, chunk=p.replan_every),
                 }
@@ -200,7 +212,9 @@ def _summary(results: dict, summarize: Any, specs: dict, p: Any) -> dict[str, An
     overall["protocol"] = (
         f"goal {p.goal_offset} ahead, budget {p.budget}, horizon {p.horizon}, re-plan every "
         f"{p.replan_every}, {p.solver} {p.samples}x{p.iterations}, K={p.steps}, cost {p.cost}; "
-        "oracle: real simulator, state-space cost"
+        + (
+            f"oracle: real simulator, {'latent cost on rendered frames' if p.oracle_cost == 'latent' else 'state-space cost'}"
+        )
     )
     return {"overall": overall, "tasks": tasks}
 

@@ -112,6 +112,30 @@ def test_the_exact_simulator_reaches_goals_and_random_actions_do_not(tmp_path: P
     assert rate["random"] <= 0.3, rate
 
 
+def test_simulated_frames_are_the_frames_stepping_renders() -> None:
+    """``simulate_frames`` (the latent-cost oracle's renders) gives, per candidate, the frame
+    that stepping the simulator with its actions renders (``every``: each step's), and
+    leaves the simulator where it was."""
+    from worldmodel.envs import make_env
+
+    env = make_env("synthetic-shapes", image_size=32)
+    env.reset(3)
+    for _ in range(3):
+        env.step(np.array([0.5, -0.5]))
+    state, here = env.get_state(), env.render()
+    actions = np.random.default_rng(0).uniform(-1, 1, (3, 4, 2))
+    last = env.simulate_frames(state, actions)
+    every = env.simulate_frames(state, actions, every=True)
+    assert last.shape == (3, 32, 32, 3) and every.shape == (3, 4, 32, 32, 3)
+    assert np.array_equal(env.render(), here)  # left at the state
+    for i, seq in enumerate(actions):
+        env.set_state(state)
+        stepped = [env.step(a)[0] for a in seq]
+        assert np.array_equal(every[i], np.stack(stepped))
+        assert np.array_equal(last[i], stepped[-1])
+    assert not np.array_equal(last[0], last[1])  # the actions matter
+
+
 def test_plan_runs_end_to_end_on_the_tiny_preset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -193,6 +217,25 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     with pytest.raises(SystemExit, match="not trained with base.seed"):
         load_script("bench_plan").main()
 
+    # the oracle with the world model's own latent cost (rendered frames, encoded) runs on
+    # the same goals and says so; a tokenizer that encodes clips of several frames is
+    # refused before any goal, naming its file
+    from worldmodel.errors import CheckpointMismatch
+
+    lat = p.model_copy(update={"plan": p.plan.model_copy(update={"oracle_cost": "latent"})})
+    kw = dict(episodes=d / "e.h5", dynamics=d / "dyn" / "model.pt", track=False)
+    latent = plan.run(
+        lat, tokenizer=d / "tok" / "model.pt", out_dir=d / "plan_lat", metrics=d / "pl.json", **kw
+    )
+    assert "latent cost on rendered frames" in latent["overall"]["protocol"]
+    assert 0.0 <= latent["overall"]["oracle_success"] <= 1.0
+    assert latent["outcomes"][task]["model"] == summary["outcomes"][task]["model"]
+    blob = torch.load(d / "tok" / "model.pt", weights_only=True)
+    blob["meta"]["params"]["tokenizer"]["clip_frames"] = 2
+    torch.save(blob, d / "tok2.pt")
+    with pytest.raises(CheckpointMismatch, match="tok2.pt.*clip_frames 1"):
+        plan.run(lat, tokenizer=d / "tok2.pt", out_dir=d / "p2", metrics=d / "p2.json", **kw)
+
 
 def test_bad_plan_params_are_refused_naming_the_key() -> None:
     from worldmodel.config import ParamsError, parse_params
@@ -226,6 +269,14 @@ def test_a_stored_dmc_state_renders_its_frame(tmp_path: Path, task: str) -> None
         for t in (0, 7, 11):
             assert np.array_equal(env.set_state(states[t]), ep.frames[t])
             assert np.allclose(env.positions(), positions[t])
+        # the latent-cost oracle's renders: from frame 7's state the recorded actions into
+        # frames 8 and 9 render frame 9 (actions[t] leads into frame t)
+        dim = env.action_spec.dim
+        frames = env.simulate_frames(states[7], ep.actions[None, 8:10, :dim])
+        assert np.array_equal(frames[0], ep.frames[9]), np.abs(
+            frames[0] - ep.frames[9].astype(float)
+        ).mean()
+        assert not np.array_equal(frames[0], ep.frames[8])
 
 
 def test_the_next_plan_starts_from_what_is_left_of_the_last() -> None:

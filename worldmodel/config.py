@@ -527,7 +527,17 @@ class PlanParams(_Section):
         True,
         description=(
             "Also run the oracle: the same planner with the real simulator as its model "
-            "and a state-space cost."
+            "(its cost: `plan.oracle_cost`)."
+        ),
+    )
+    oracle_cost: Literal["state", "latent"] = Field(
+        "state",
+        description=(
+            "The oracle's cost: `state`, the positions' distance to the goal's (physics only, "
+            "fast); or `latent`, the world model's own cost (`plan.cost`) on the frames the "
+            "simulator renders for each candidate, encoded by the tokenizer, so that only the "
+            "dynamics' predictions differ from the world-model agent's (a render and an "
+            "encoding per candidate; tokenizers with `clip_frames: 1`)."
         ),
     )
     pictures: int = Field(3, ge=0, description="Goals per task drawn as labelled PNG strips.")

@@ -13,8 +13,9 @@ Agents (each has ``reset(pair, ...)`` and ``act(history) -> (k, A) actions``):
 - :class:`WorldModelAgent`: plans in the world model (tokenizer latents, the dynamics'
   KV-cached sampler), its cost the distance between predicted and goal latents;
 - :class:`SimulatorAgent`: the oracle, the same planner with the real simulator as its
-  model and a state-space cost (the positions' distance to the goal's): it separates what
-  the planner and its horizon lose from what the world model loses;
+  model and a state-space cost (the positions' distance to the goal's), or the world
+  model's own latent cost on rendered frames (:class:`LatentCost`): it separates what the
+  planner, its horizon and its cost lose from what the world model loses;
 - :class:`RandomAgent`: uniform random actions, the floor;
 - :class:`ReplayAgent`: the recorded actions, a check of the protocol (must reach).
 
@@ -202,29 +203,76 @@ class ReplayAgent:
         return out
 
 
+def latent_distance(z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance of latents ``(..., L, C)`` to the goal's ``(L, C)``: ``(...)``."""
+    return (z - goal).pow(2).flatten(-2).mean(-1)
+
+
+def goal_latents(tokenizer: Any, history: History, clip_frames: int, device: Any) -> torch.Tensor:
+    """The goal frame's latents ``(L, C)``, encoded after the last real frames (its clip)."""
+    frames = np.stack([*history.frames[-(clip_frames - 1) :], history.goal_frame])
+    z = encode_episode(tokenizer, frames[-clip_frames:], clip_frames, device)[-1]
+    return torch.from_numpy(z).to(device)
+
+
+@dataclass(frozen=True)
+class LatentCost:
+    """The world model's cost for the oracle: render each candidate's planned frames on the
+    real simulator, encode them with the tokenizer (clips of one frame) and score their
+    latent distance to the goal's, ``last`` (the last planned frame) or ``mean``."""
+
+    tokenizer: Any
+    kind: str
+    device: Any
+
+
 class SimulatorAgent:
-    """The oracle: the planner with the real simulator as its model and a state-space
-    cost, the scaled distance of the last planned step's positions to the goal's."""
+    """The oracle: the planner with the real simulator as its model. Its cost is
+    state-space by default (the scaled distance of the last planned step's positions to
+    the goal's); with ``latent`` it is the world model's own latent cost on the frames the
+    simulator renders, so that only the model's predictions differ from the world-model
+    agent's."""
 
     name = "oracle"
 
-    def __init__(self, env: Any, cfg: PlannerConfig, spec: SuccessSpec, seed: int) -> None:
+    def __init__(
+        self,
+        env: Any,
+        cfg: PlannerConfig,
+        spec: SuccessSpec,
+        seed: int,
+        latent: LatentCost | None = None,
+    ) -> None:
         low, high = (torch.from_numpy(x) for x in (env.action_spec.low, env.action_spec.high))
-        self.env, self.spec = env, spec
+        self.env, self.spec, self.latent = env, spec, latent
         self.planner = Planner(cfg, low, high, seed=seed)
+        self.goal: torch.Tensor | None = None
 
     def reset(self, pair: GoalPair, history: History) -> None:
         self.planner.reset()
         self.seen = len(history.actions)
+        if self.latent is not None:
+            self.goal = goal_latents(self.latent.tokenizer, history, 1, self.latent.device)
 
     def act(self, history: History) -> np.ndarray:
         goal = history.goal_positions
         self.planner.shift(len(history.actions) - self.seen)  # warm start: what is left
         self.seen = len(history.actions)
 
-        def cost(actions: torch.Tensor) -> torch.Tensor:
+        def state_cost(actions: torch.Tensor) -> torch.Tensor:
             pos = self.env.simulate(history.state, actions.numpy())  # (N, H, P)
             return torch.from_numpy(self.spec.scaled_distances(pos[:, -1], goal))
+
+        def latent_cost(actions: torch.Tensor) -> torch.Tensor:
+            assert self.latent is not None and self.goal is not None
+            every = self.latent.kind == "mean"
+            frames = self.env.simulate_frames(history.state, actions.numpy(), every=every)
+            flat = frames.reshape(-1, *frames.shape[-3:])  # one-frame clips, independent
+            z = encode_episode(self.latent.tokenizer, flat, 1, self.latent.device)
+            err = latent_distance(torch.from_numpy(z), self.goal.cpu())
+            return err.view(len(actions), -1).mean(1)  # (N,): one frame, or the mean
+
+        cost = state_cost if self.latent is None else latent_cost
 
         plan = self.planner.plan(cost)
         return plan.actions.numpy()
@@ -285,10 +333,7 @@ class WorldModelAgent:
         self.planner.reset()
         self.seen = len(history.actions)
         self.first_imagined = None
-        goal = np.stack([*history.frames[-(self.clip_frames - 1) :], history.goal_frame])
-        self.goal = torch.from_numpy(
-            encode_episode(self.tok, goal[-self.clip_frames :], self.clip_frames, self.device)[-1]
-        ).to(self.device)
+        self.goal = goal_latents(self.tok, history, self.clip_frames, self.device)
 
     def context_cache(self, history: History) -> Any:
         """The KV cache of the last ``context`` real frames (a batch of one), corrupted to
@@ -350,7 +395,7 @@ class WorldModelAgent:
 
         def cost(actions: torch.Tensor) -> torch.Tensor:
             z = self.predict(cache, actions)  # (N, H, L, C)
-            err = (z - self.goal).pow(2).flatten(2).mean(-1)  # (N, H)
+            err = latent_distance(z, self.goal)  # (N, H)
             return err[:, -1] if self.cost_kind == "last" else err.mean(1)
 
         plan = self.planner.plan(cost)

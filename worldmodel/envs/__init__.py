@@ -52,6 +52,13 @@ class Env(Protocol):
 
     # (N, H, A) action sequences from ``state`` -> (N, H, P) positions after each action
 
+    def simulate_frames(
+        self, state: np.ndarray, actions: np.ndarray, every: bool = False
+    ) -> np.ndarray: ...
+
+    # (N, H, A) action sequences from ``state`` -> (N, S, S, 3) uint8 frame after the last
+    # action (``every``: (N, H, S, S, 3), after each)
+
 
 def make_env(
     task: str,

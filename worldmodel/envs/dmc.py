@@ -139,6 +139,29 @@ class DMCEnv:
         self._restore(saved)
         return out
 
+    def simulate_frames(
+        self, state: np.ndarray, actions: np.ndarray, every: bool = False
+    ) -> np.ndarray:
+        """Frames ``(N, S, S, 3)`` rendered after the last action of each sequence
+        ``(N, H, A)`` from ``state`` with the task's camera and size (``every``: after each
+        action, ``(N, H, S, S, 3)``); the simulator is left at ``state``."""
+        physics = self._env.physics
+        task = self._env.task
+        substeps = self._env._n_sub_steps * self._repeat
+        out = []
+        saved = self.get_state()
+        for seq in actions:
+            self._restore(state)
+            frames = []
+            for h, a in enumerate(seq):
+                task.before_step(a, physics)
+                physics.step(substeps)
+                if every or h == len(seq) - 1:
+                    frames.append(self.render())
+            out.append(np.stack(frames) if every else frames[-1])
+        self._restore(saved)
+        return np.stack(out)
+
     def _restore(self, state: np.ndarray) -> None:
         physics = self._env.physics
         n = physics.get_state().size

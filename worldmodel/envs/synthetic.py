@@ -90,6 +90,23 @@ class ShapesEnv:
         self.set_state(saved)
         return out
 
+    def simulate_frames(
+        self, state: np.ndarray, actions: np.ndarray, every: bool = False
+    ) -> np.ndarray:
+        """Frames ``(N, S, S, 3)`` after the last action of each sequence (``every``: after
+        each action, ``(N, H, S, S, 3)``)."""
+        saved = self.get_state()
+        out = []
+        for seq in actions:
+            self.set_state(state)
+            frames = []
+            for a in seq:
+                self._advance(a)
+                frames.append(self.render())
+            out.append(np.stack(frames) if every else frames[-1])
+        self.set_state(saved)
+        return np.stack(out)
+
     def render(self) -> np.ndarray:
         img = self._background.copy()
         px = 1.0 / self.size
