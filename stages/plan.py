@@ -32,7 +32,6 @@ def run(
     tokenizer: Path = Path("data/tokenizer/model.pt"),
     dynamics: Path = Path("data/dynamics/model.pt"),
     out_dir: Path = Path("data/plan"),
-    latents: Path = Path("data/latents.h5"),
     metrics: Path = Path("metrics/plan.json"),
     track: bool = True,
 ) -> dict[str, Any]:
@@ -78,8 +77,8 @@ def run(
             temperature=p.temperature,
         )
         agents_run = [a for a in AGENTS if a != "oracle" or p.oracle]
-        latent_oracle = p.oracle and p.oracle_cost == "latent"
-        if latent_oracle:
+        latent = None
+        if p.oracle and p.oracle_cost == "latent":
             clip = tok_meta.params.tokenizer.clip_frames
             if clip != 1:
                 raise CheckpointMismatch(
@@ -87,13 +86,7 @@ def run(
                     f"plan.oracle_cost: latent needs a tokenizer with clip_frames 1 (this one "
                     f"has {clip}): each candidate's frame is encoded on its own",
                 )
-        readouts: dict[str, Any] = {}
-        if p.cost == "positions":  # the readout of positions from latents, per task
-            from worldmodel.data.latents import LatentStore
-            from worldmodel.probe import fit_train_probe
-
-            zs = LatentStore(latents)
-            readouts = {t: fit_train_probe(store, zs, t, specs[t]) for t in store.tasks}
+            latent = LatentCost(tok, kind=p.cost, device=device)
         total = len(store.tasks) * p.goals * len(agents_run)
         console.print(
             f"{STAGE}: {p.goals} goals per task {p.goal_offset} decisions ahead, budget "
@@ -133,18 +126,8 @@ def run(
                         high=high,
                         device=device,
                         seed=seed,
-                        spec=spec,
-                        readout=readouts.get(task),
                     ),
-                    "oracle": SimulatorAgent(
-                        env,
-                        cfg=cfg,
-                        spec=spec,
-                        seed=seed,
-                        latent=LatentCost(tok, p.cost, device, readouts.get(task))
-                        if latent_oracle
-                        else None,
-                    ),
+                    "oracle": SimulatorAgent(env, cfg=cfg, spec=spec, seed=seed, latent=latent),
                     "random": RandomAgent(low, high, seed=seed, chunk=p.replan_every),
                     "replay": ReplayAgent(store, dim=env.action_spec.dim, chunk=p.replan_every),
                 }

@@ -220,7 +220,7 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     # the oracle with the world model's own latent cost (rendered frames, encoded) runs on
     # the same goals and says so; a tokenizer that encodes clips of several frames is
     # refused before any goal, naming its file
-    from worldmodel.errors import CheckpointMismatch, StoreError
+    from worldmodel.errors import CheckpointMismatch
 
     lat = p.model_copy(update={"plan": p.plan.model_copy(update={"oracle_cost": "latent"})})
     kw = dict(episodes=d / "e.h5", dynamics=d / "dyn" / "model.pt", track=False)
@@ -230,18 +230,6 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     assert "latent cost on rendered frames" in latent["overall"]["protocol"]
     assert 0.0 <= latent["overall"]["oracle_success"] <= 1.0
     assert latent["outcomes"][task]["model"] == summary["outcomes"][task]["model"]
-    # the positions cost: a probe fitted on the train frames' latents reads the positions
-    # out of predicted and goal latents; the oracle with it renders, encodes and reads out
-    pos = lat.model_copy(update={"plan": lat.plan.model_copy(update={"cost": "positions"})})
-    by_pos = plan.run(
-        pos, tokenizer=d / "tok" / "model.pt", out_dir=d / "plan_pos", metrics=d / "pp.json",
-        latents=d / "l.h5", **kw,
-    )  # fmt: skip
-    assert "cost positions" in by_pos["overall"]["protocol"]
-    assert 0.0 <= by_pos["overall"]["model_success"] <= 1.0
-    with pytest.raises(StoreError, match="nowhere.h5"):
-        plan.run(pos, tokenizer=d / "tok" / "model.pt", out_dir=d / "p3", metrics=d / "p3.json",
-                 latents=d / "nowhere.h5", **kw)  # fmt: skip
     blob = torch.load(d / "tok" / "model.pt", weights_only=True)
     blob["meta"]["params"]["tokenizer"]["clip_frames"] = 2
     torch.save(blob, d / "tok2.pt")

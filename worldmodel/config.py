@@ -516,15 +516,11 @@ class PlanParams(_Section):
     steps: int = Field(
         1, gt=0, description="Sampler steps K per imagined frame (1: the conditional mean)."
     )
-    cost: Literal["last", "mean", "positions"] = Field(
+    cost: Literal["last", "mean"] = Field(
         "last",
         description=(
             "World-model cost: mean squared latent distance to the goal of the last planned "
-            "frame (`last`) or averaged over the planned frames (`mean`); or `positions`: the "
-            "task's positions read out of the last planned frame's latents and out of the "
-            "goal's by a linear probe fitted on the train frames' latents and stored "
-            "positions, their distance in tolerances (the state oracle's cost, with the "
-            "positions read from latents)."
+            "frame (`last`) or averaged over the planned frames (`mean`)."
         ),
     )
     oracle: bool = Field(

@@ -215,38 +215,15 @@ def goal_latents(tokenizer: Any, history: History, clip_frames: int, device: Any
     return torch.from_numpy(z).to(device)
 
 
-def plan_cost(
-    z: torch.Tensor,
-    goal: torch.Tensor,
-    kind: str,
-    spec: SuccessSpec | None = None,
-    readout: Any = None,
-) -> torch.Tensor:
-    """The cost ``(N,)`` of candidates' predicted latents ``z (N, H, L, C)`` against the goal
-    frame's ``(L, C)``: ``last``, the mean squared latent distance of the last frame; ``mean``,
-    that distance averaged over the frames; ``positions``, the distance in tolerances
-    (``spec``) between the positions ``readout`` (a :class:`~worldmodel.probe.Probe`) reads
-    out of the last frame's latents and those it reads out of the goal's."""
-    if kind == "positions":
-        if spec is None or readout is None:
-            raise ValueError("the positions cost needs the task's spec and a fitted readout")
-        pos = readout.positions(z[:, -1].cpu().numpy())
-        target = readout.positions(goal[None].cpu().numpy())[0]
-        return torch.from_numpy(spec.scaled_distances(pos, target)).float()
-    err = latent_distance(z, goal)  # (N, H)
-    return err[:, -1] if kind == "last" else err.mean(1)
-
-
 @dataclass(frozen=True)
 class LatentCost:
     """The world model's cost for the oracle: render each candidate's planned frames on the
-    real simulator, encode them with the tokenizer (clips of one frame) and score them as
-    the world-model agent scores its predictions (:func:`plan_cost` of ``kind``)."""
+    real simulator, encode them with the tokenizer (clips of one frame) and score their
+    latent distance to the goal's, ``last`` (the last planned frame) or ``mean``."""
 
     tokenizer: Any
     kind: str
     device: Any
-    readout: Any = None  # a fitted Probe, for kind "positions"
 
 
 class SimulatorAgent:
@@ -288,14 +265,12 @@ class SimulatorAgent:
 
         def latent_cost(actions: torch.Tensor) -> torch.Tensor:
             assert self.latent is not None and self.goal is not None
-            lc = self.latent
-            frames = self.env.simulate_frames(
-                history.state, actions.numpy(), every=lc.kind == "mean"
-            )
+            every = self.latent.kind == "mean"
+            frames = self.env.simulate_frames(history.state, actions.numpy(), every=every)
             flat = frames.reshape(-1, *frames.shape[-3:])  # one-frame clips, independent
-            z = torch.from_numpy(encode_episode(lc.tokenizer, flat, 1, lc.device))
-            z = z.view(len(actions), -1, *z.shape[1:])  # (N, 1 or H, L, C)
-            return plan_cost(z, self.goal.cpu(), lc.kind, self.spec, lc.readout)
+            z = encode_episode(self.latent.tokenizer, flat, 1, self.latent.device)
+            err = latent_distance(torch.from_numpy(z), self.goal.cpu())
+            return err.view(len(actions), -1).mean(1)  # (N,): one frame, or the mean
 
         cost = state_cost if self.latent is None else latent_cost
 
@@ -313,10 +288,9 @@ class WorldModelAgent:
         clip_frames, tau_ctx, window: as the models were trained (their model files).
         cfg: planner settings; ``context`` real frames are its past.
         steps: sampler steps per predicted frame (1: the conditional mean).
-        cost: ``last`` (the last planned frame's latent distance to the goal's), ``mean``
-            (the mean over the planned frames) or ``positions`` (:func:`plan_cost`).
-        spec, readout: the task's success spec and the fitted latent-to-positions probe,
-            for the ``positions`` cost.
+        cost: ``last`` (the last planned frame's latent distance to the goal's) or
+            ``mean`` (the mean over the planned frames).
+        action_dim: the task's own action size (the model's may be padded wider).
     """
 
     name = "model"
@@ -337,11 +311,8 @@ class WorldModelAgent:
         high: np.ndarray,
         device: torch.device,
         seed: int,
-        spec: SuccessSpec | None = None,
-        readout: Any = None,
     ) -> None:
         self.tok, self.dyn = tokenizer, dynamics
-        self.spec, self.readout = spec, readout
         self.clip_frames, self.tau_ctx, self.window = clip_frames, tau_ctx, window
         self.context, self.steps, self.cost_kind = context, steps, cost
         self.device, self.seed = device, seed
@@ -424,7 +395,8 @@ class WorldModelAgent:
 
         def cost(actions: torch.Tensor) -> torch.Tensor:
             z = self.predict(cache, actions)  # (N, H, L, C)
-            return plan_cost(z, self.goal, self.cost_kind, self.spec, self.readout)
+            err = latent_distance(z, self.goal)  # (N, H)
+            return err[:, -1] if self.cost_kind == "last" else err.mean(1)
 
         plan = self.planner.plan(cost)
         if self.first_imagined is None:  # what the model expects of its first plan

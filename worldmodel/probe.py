@@ -62,16 +62,6 @@ class Probe:
         x = (latents.reshape(len(latents), -1) - self.mean) / self.scale
         return np.concatenate([x, np.ones((len(x), 1))], 1) @ self.weights
 
-    def positions(self, latents: np.ndarray) -> np.ndarray:
-        """Positions ``(N, P)`` read out of ``latents (N, ...)`` (an angle from its sine and
-        cosine)."""
-        f, cols = self.predict(latents), []
-        at = 0
-        for angle in self.spec.is_angle:
-            cols.append(np.arctan2(f[:, at], f[:, at + 1]) if angle else f[:, at])
-            at += 2 if angle else 1
-        return np.stack(cols, 1)
-
     def r2(self, latents: np.ndarray, positions: np.ndarray) -> dict[str, float]:
         """R² per position on held-out ``latents`` (an angle: over its sine and cosine)."""
         return r2_per_position(self.predict(latents), positions, self.spec)
@@ -171,19 +161,6 @@ def _split_positions(store: Any, task: str, split: str) -> tuple[np.ndarray, np.
     if not len(eps):
         raise ValueError(f"{store.path}: {task} has no {split} episodes to probe")
     return eps, np.concatenate([store.read_states(int(e))[1] for e in eps])
-
-
-def fit_train_probe(store: Any, latents: Any, task: str, spec: SuccessSpec) -> Probe:
-    """A ridge :class:`Probe` from ``task``'s latents to its positions, fitted on its *train*
-    frames only (the readout of the `plan` stage's ``positions`` cost)."""
-    if len(latents.latents) != store.num_frames:
-        raise ValueError(
-            f"{latents.path} holds {len(latents.latents)} frames, {store.path} "
-            f"{store.num_frames}: the latents are not of these episodes (run `dvc repro tokenize`)"
-        )
-    eps, positions = _split_positions(store, task, "train")
-    rows = [np.arange(store.starts[e], store.starts[e] + store.lengths[e]) for e in eps]
-    return Probe.fit(latents.latents[np.concatenate(rows)], positions, spec)
 
 
 def probe_positions(
