@@ -5,8 +5,9 @@
 
 For each task, goal pairs from test episodes (``plan.goals``): the world model plans
 (CEM or MPPI in latents), and beside it, on the same goals, the oracle (the same planner
-with the real simulator as its model and a state-space cost), uniform random actions and
-the recorded actions replayed (a check of the protocol). Writes ``metrics/plan.json``
+with the real simulator as its model: by default the same latent cost on the frames the
+simulator renders, ``plan.oracle_cost``), uniform random actions and the recorded actions
+replayed (a check of the protocol). Writes ``metrics/plan.json``
 (success rates), its details and timings, and labelled PNG strips under ``data/plan/``.
 """
 

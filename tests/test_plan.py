@@ -217,24 +217,27 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     with pytest.raises(SystemExit, match="not trained with base.seed"):
         load_script("bench_plan").main()
 
-    # the oracle with the world model's own latent cost (rendered frames, encoded) runs on
-    # the same goals and says so; a tokenizer that encodes clips of several frames is
-    # refused before any goal, naming its file
+    # by default the oracle plans with the world model's own latent cost (its candidates'
+    # frames rendered and encoded); with `oracle_cost: state` it plans with the positions'
+    # distance instead, on the same goals, and says so; the latent oracle refuses a
+    # tokenizer that encodes clips of several frames before any goal, naming its file
     from worldmodel.errors import CheckpointMismatch
 
-    lat = p.model_copy(update={"plan": p.plan.model_copy(update={"oracle_cost": "latent"})})
+    assert p.plan.oracle_cost == "latent"
+    assert "latent cost on rendered frames" in summary["overall"]["protocol"]
+    st = p.model_copy(update={"plan": p.plan.model_copy(update={"oracle_cost": "state"})})
     kw = dict(episodes=d / "e.h5", dynamics=d / "dyn" / "model.pt", track=False)
-    latent = plan.run(
-        lat, tokenizer=d / "tok" / "model.pt", out_dir=d / "plan_lat", metrics=d / "pl.json", **kw
+    state = plan.run(
+        st, tokenizer=d / "tok" / "model.pt", out_dir=d / "plan_st", metrics=d / "ps.json", **kw
     )
-    assert "latent cost on rendered frames" in latent["overall"]["protocol"]
-    assert 0.0 <= latent["overall"]["oracle_success"] <= 1.0
-    assert latent["outcomes"][task]["model"] == summary["outcomes"][task]["model"]
+    assert "state-space cost" in state["overall"]["protocol"]
+    assert 0.0 <= state["overall"]["oracle_success"] <= 1.0
+    assert state["outcomes"][task]["model"] == summary["outcomes"][task]["model"]
     blob = torch.load(d / "tok" / "model.pt", weights_only=True)
     blob["meta"]["params"]["tokenizer"]["clip_frames"] = 2
     torch.save(blob, d / "tok2.pt")
     with pytest.raises(CheckpointMismatch, match="tok2.pt.*clip_frames 1"):
-        plan.run(lat, tokenizer=d / "tok2.pt", out_dir=d / "p2", metrics=d / "p2.json", **kw)
+        plan.run(p, tokenizer=d / "tok2.pt", out_dir=d / "p2", metrics=d / "p2.json", **kw)
 
 
 def test_bad_plan_params_are_refused_naming_the_key() -> None:

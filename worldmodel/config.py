@@ -530,14 +530,15 @@ class PlanParams(_Section):
             "(its cost: `plan.oracle_cost`)."
         ),
     )
-    oracle_cost: Literal["state", "latent"] = Field(
-        "state",
+    oracle_cost: Literal["latent", "state"] = Field(
+        "latent",
         description=(
-            "The oracle's cost: `state`, the positions' distance to the goal's (physics only, "
-            "fast); or `latent`, the world model's own cost (`plan.cost`) on the frames the "
-            "simulator renders for each candidate, encoded by the tokenizer, so that only the "
-            "dynamics' predictions differ from the world-model agent's (a render and an "
-            "encoding per candidate; tokenizers with `clip_frames: 1`)."
+            "The oracle's cost: `latent`, the world model's own cost (`plan.cost`) on the "
+            "frames the simulator renders for each candidate, encoded by the tokenizer, so "
+            "that only the dynamics' predictions differ from the world-model agent's (a render "
+            "and an encoding per candidate; tokenizers with `clip_frames: 1`); or `state`, the "
+            "positions' distance to the goal's in tolerances (physics only, fast): the "
+            "planner's own ceiling, whatever the cost."
         ),
     )
     pictures: int = Field(3, ge=0, description="Goals per task drawn as labelled PNG strips.")

@@ -55,7 +55,9 @@ HEADLINE_MEANING: dict[str, str] = {
     "shuffle_cost_db": "test rollouts: PSNR lost at h = H when the actions are shuffled (dB)",
     "exposure_bias_db": "test: PSNR of teacher-forced minus rollout, mean over h (dB)",
     "model_success": "test goals reached on the real simulator, planning in the world model",
-    "oracle_success": "test goals reached by the same planner with the simulator as its model",
+    "oracle_success": (
+        "test goals reached by the same planner and cost with the simulator as its model"
+    ),
     "random_success": "test goals reached by uniform random actions (the floor)",
 }
 
