@@ -210,12 +210,13 @@ def _summary(results: dict, summarize: Any, specs: dict, p: Any) -> dict[str, An
         for key, value in summarize(rs).items():
             if key != "goals":
                 overall[f"{name}_{key}"] = value
+    oracle_cost = (
+        "latent cost on rendered frames" if p.oracle_cost == "latent" else "state-space cost"
+    )
     overall["protocol"] = (
         f"goal {p.goal_offset} ahead, budget {p.budget}, horizon {p.horizon}, re-plan every "
         f"{p.replan_every}, {p.solver} {p.samples}x{p.iterations}, K={p.steps}, cost {p.cost}; "
-        + (
-            f"oracle: real simulator, {'latent cost on rendered frames' if p.oracle_cost == 'latent' else 'state-space cost'}"
-        )
+        f"oracle: real simulator, {oracle_cost}"
     )
     return {"overall": overall, "tasks": tasks}
 
