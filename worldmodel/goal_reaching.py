@@ -203,9 +203,12 @@ class ReplayAgent:
         return out
 
 
-def latent_distance(z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-    """Mean squared distance of latents ``(..., L, C)`` to the goal's ``(L, C)``: ``(...)``."""
-    return (z - goal).pow(2).flatten(-2).mean(-1)
+def latent_cost(z: torch.Tensor, goal: torch.Tensor, kind: str) -> torch.Tensor:
+    """The world model's cost ``(N,)`` of candidates' frames ``z (N, H, L, C)``: the mean
+    squared latent distance to the goal frame's ``(L, C)``, of the last frame (``last``) or
+    averaged over the frames (``mean``)."""
+    err = (z - goal).pow(2).flatten(2).mean(-1)  # (N, H)
+    return err[:, -1] if kind == "last" else err.mean(1)
 
 
 def goal_latents(tokenizer: Any, history: History, clip_frames: int, device: Any) -> torch.Tensor:
@@ -218,8 +221,8 @@ def goal_latents(tokenizer: Any, history: History, clip_frames: int, device: Any
 @dataclass(frozen=True)
 class LatentCost:
     """The world model's cost for the oracle: render each candidate's planned frames on the
-    real simulator, encode them with the tokenizer (clips of one frame) and score their
-    latent distance to the goal's, ``last`` (the last planned frame) or ``mean``."""
+    real simulator (only the last one for ``last``), encode them with the tokenizer (clips
+    of one frame) and score them with :func:`latent_cost` of ``kind``."""
 
     tokenizer: Any
     kind: str
@@ -263,16 +266,16 @@ class SimulatorAgent:
             pos = self.env.simulate(history.state, actions.numpy())  # (N, H, P)
             return torch.from_numpy(self.spec.scaled_distances(pos[:, -1], goal))
 
-        def latent_cost(actions: torch.Tensor) -> torch.Tensor:
-            assert self.latent is not None and self.goal is not None
-            every = self.latent.kind == "mean"
-            frames = self.env.simulate_frames(history.state, actions.numpy(), every=every)
+        def rendered_cost(actions: torch.Tensor) -> torch.Tensor:
+            lc = self.latent
+            assert lc is not None and self.goal is not None
+            frames = self.env.simulate_frames(history.state, actions.numpy(), lc.kind == "mean")
             flat = frames.reshape(-1, *frames.shape[-3:])  # one-frame clips, independent
-            z = encode_episode(self.latent.tokenizer, flat, 1, self.latent.device)
-            err = latent_distance(torch.from_numpy(z), self.goal.cpu())
-            return err.view(len(actions), -1).mean(1)  # (N,): one frame, or the mean
+            z = torch.from_numpy(encode_episode(lc.tokenizer, flat, 1, lc.device))
+            z = z.view(len(actions), -1, *z.shape[1:])  # (N, 1 or H, L, C)
+            return latent_cost(z, self.goal.cpu(), lc.kind)
 
-        cost = state_cost if self.latent is None else latent_cost
+        cost = state_cost if self.latent is None else rendered_cost
 
         plan = self.planner.plan(cost)
         return plan.actions.numpy()
@@ -394,9 +397,7 @@ class WorldModelAgent:
         cache = self.context_cache(history)
 
         def cost(actions: torch.Tensor) -> torch.Tensor:
-            z = self.predict(cache, actions)  # (N, H, L, C)
-            err = latent_distance(z, self.goal)  # (N, H)
-            return err[:, -1] if self.cost_kind == "last" else err.mean(1)
+            return latent_cost(self.predict(cache, actions), self.goal, self.cost_kind)
 
         plan = self.planner.plan(cost)
         if self.first_imagined is None:  # what the model expects of its first plan

@@ -10,6 +10,7 @@ off unless asked, ~3.5-5 ms/frame (``scripts/bench_collect.py`` measures both).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -122,21 +123,29 @@ class DMCEnv:
         qpos = self._env.physics.named.data.qpos
         return np.array([float(np.ravel(qpos[j])[0]) for j in self._joints])
 
-    def simulate(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Positions ``(N, H, P)`` after each action of each sequence ``(N, H, A)`` from
-        ``state``, physics only (no rendering); the simulator is left at ``state``."""
+    def _stepped(self, state: np.ndarray, actions: np.ndarray) -> Iterator[tuple[int, int]]:
+        """Carry out each sequence of ``actions (N, H, A)`` from ``state``, physics only,
+        yielding ``(i, h)`` after each action; the simulator is left where it was."""
         physics = self._env.physics
         task = self._env.task
         substeps = self._env._n_sub_steps * self._repeat
-        out = np.empty((*actions.shape[:2], len(self._joints)))
         saved = self.get_state()
-        for i, seq in enumerate(actions):
-            self._restore(state)
-            for h, a in enumerate(seq):
-                task.before_step(a, physics)
-                physics.step(substeps)
-                out[i, h] = self.positions()
-        self._restore(saved)
+        try:
+            for i, seq in enumerate(actions):
+                self._restore(state)
+                for h, a in enumerate(seq):
+                    task.before_step(a, physics)
+                    physics.step(substeps)
+                    yield i, h
+        finally:
+            self._restore(saved)
+
+    def simulate(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Positions ``(N, H, P)`` after each action of each sequence ``(N, H, A)`` from
+        ``state``, physics only (no rendering); the simulator is left at ``state``."""
+        out = np.empty((*actions.shape[:2], len(self._joints)))
+        for i, h in self._stepped(state, actions):
+            out[i, h] = self.positions()
         return out
 
     def simulate_frames(
@@ -145,22 +154,10 @@ class DMCEnv:
         """Frames ``(N, S, S, 3)`` rendered after the last action of each sequence
         ``(N, H, A)`` from ``state`` with the task's camera and size (``every``: after each
         action, ``(N, H, S, S, 3)``); the simulator is left at ``state``."""
-        physics = self._env.physics
-        task = self._env.task
-        substeps = self._env._n_sub_steps * self._repeat
-        out = []
-        saved = self.get_state()
-        for seq in actions:
-            self._restore(state)
-            frames = []
-            for h, a in enumerate(seq):
-                task.before_step(a, physics)
-                physics.step(substeps)
-                if every or h == len(seq) - 1:
-                    frames.append(self.render())
-            out.append(np.stack(frames) if every else frames[-1])
-        self._restore(saved)
-        return np.stack(out)
+        last = actions.shape[1] - 1
+        frames = [self.render() for _, h in self._stepped(state, actions) if every or h == last]
+        out = np.stack(frames)
+        return out.reshape(len(actions), -1, *out.shape[1:]) if every else out
 
     def _restore(self, state: np.ndarray) -> None:
         physics = self._env.physics

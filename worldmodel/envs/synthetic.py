@@ -9,6 +9,8 @@ conditioning measurable.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from worldmodel.envs import ActionSpec
@@ -78,16 +80,24 @@ class ShapesEnv:
         """The pushed square's position ``(y, x)``."""
         return self.agent_pos.copy()
 
+    def _stepped(self, state: np.ndarray, actions: np.ndarray) -> Iterator[tuple[int, int]]:
+        """Carry out each sequence of ``actions (N, H, A)`` from ``state``, yielding
+        ``(i, h)`` after each action; the environment is left where it was."""
+        saved = self.get_state()
+        try:
+            for i, seq in enumerate(actions):
+                self.set_state(state)
+                for h, a in enumerate(seq):
+                    self._advance(a)
+                    yield i, h
+        finally:
+            self.set_state(saved)
+
     def simulate(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Positions ``(N, H, 2)`` after each action of each sequence, no rendering."""
-        saved = self.get_state()
         out = np.empty((*actions.shape[:2], 2))
-        for i, seq in enumerate(actions):
-            self.set_state(state)
-            for h, a in enumerate(seq):
-                self._advance(a)
-                out[i, h] = self.agent_pos
-        self.set_state(saved)
+        for i, h in self._stepped(state, actions):
+            out[i, h] = self.agent_pos
         return out
 
     def simulate_frames(
@@ -95,17 +105,10 @@ class ShapesEnv:
     ) -> np.ndarray:
         """Frames ``(N, S, S, 3)`` after the last action of each sequence (``every``: after
         each action, ``(N, H, S, S, 3)``)."""
-        saved = self.get_state()
-        out = []
-        for seq in actions:
-            self.set_state(state)
-            frames = []
-            for a in seq:
-                self._advance(a)
-                frames.append(self.render())
-            out.append(np.stack(frames) if every else frames[-1])
-        self.set_state(saved)
-        return np.stack(out)
+        last = actions.shape[1] - 1
+        frames = [self.render() for _, h in self._stepped(state, actions) if every or h == last]
+        out = np.stack(frames)
+        return out.reshape(len(actions), -1, *out.shape[1:]) if every else out
 
     def render(self) -> np.ndarray:
         img = self._background.copy()
