@@ -209,6 +209,20 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
         details["model_success"]
     )
     assert rows[3][rows[0].index("dynamics")] == f"{d}/copy_s{seed}.pt"
+    # scripts/bench_oracle_cost.py runs the oracle with other costs on the run's goals: its
+    # `latent` arm is the stage's own oracle, goal by goal
+    argv = ["bench_oracle_cost.py", "--params", str(d / "params.yaml"), "--run", str(run)]
+    argv += ["--arm", "latent", "--arm", "state", "--arm", "pixels:1"]
+    monkeypatch.setattr("sys.argv", argv)
+    load_script("bench_oracle_cost").main()
+    out = capsys.readouterr().out
+    assert f"latent\t{details['oracle_success']:.0%}" in out
+    assert "state - latent:" in out and "pixels:1 - latent:" in out
+    monkeypatch.setattr("sys.argv", [*argv[:5], "--arm", "pixels"])
+    with pytest.raises(SystemExit):
+        load_script("bench_oracle_cost").main()
+    capsys.readouterr()
+
     blob = torch.load(d / "dyn" / "model.pt", weights_only=True)
     blob["meta"]["params"]["base"]["seed"] = seed + 1
     torch.save(blob, d / f"other_s{seed}.pt")
@@ -238,6 +252,21 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     torch.save(blob, d / "tok2.pt")
     with pytest.raises(CheckpointMismatch, match="tok2.pt.*clip_frames 1"):
         plan.run(p, tokenizer=d / "tok2.pt", out_dir=d / "p2", metrics=d / "p2.json", **kw)
+
+
+def test_the_blurred_pixel_codec_is_a_blur() -> None:
+    """scripts/bench_oracle_cost.py's image cost: sigma 0 keeps the frame; a blur keeps a
+    point's mass and spreads it evenly in both directions."""
+    from tests.conftest import load_script
+
+    codec = load_script("bench_oracle_cost").BlurredPixels
+    x = torch.zeros(1, 1, 15, 15, 3)
+    x[0, 0, 7, 7] = 1.0
+    assert torch.equal(codec(15, 0.0).encode(x), x.flatten(2, 3))
+    y = codec(15, 1.5).encode(x).view(15, 15, 3)
+    assert y.sum().item() == pytest.approx(3.0, rel=1e-5)
+    assert 0 < y[7, 5, 0] < y[7, 6, 0] < y[7, 7, 0] < 1
+    assert y[7, 5, 0] == pytest.approx(y[7, 9, 0].item()) == pytest.approx(y[5, 7, 0].item())
 
 
 def test_bad_plan_params_are_refused_naming_the_key() -> None:
