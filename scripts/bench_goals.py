@@ -31,25 +31,19 @@ def main() -> None:
     args = ap.parse_args()
 
     from worldmodel.data.episodes import EpisodeStore
-    from worldmodel.envs import make_env
     from worldmodel.goal_reaching import (
         RandomAgent,
         ReplayAgent,
         SimulatorAgent,
         goal_pairs,
+        recorded_env,
         run_goal,
     )
     from worldmodel.planner import PlannerConfig
     from worldmodel.tasks import SuccessSpec, success_spec
 
     store = EpisodeStore(args.episodes)
-    ti = store.tasks.index(args.task)
-    env = make_env(
-        args.task,
-        image_size=store.image_size,
-        camera=store.camera[ti],
-        action_repeat=store.action_repeat[ti] or 1,
-    )
+    env = recorded_env(store, args.task)
     base = success_spec(args.task)
     pairs = goal_pairs(store, args.task, n=args.goals, offset=args.offset, context=4, seed=0)
     low, high = env.action_spec.low, env.action_spec.high

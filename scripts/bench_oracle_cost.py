@@ -75,12 +75,12 @@ def main() -> None:
     from worldmodel.checkpoints import load_model
     from worldmodel.config import load_params
     from worldmodel.data.episodes import EpisodeStore
-    from worldmodel.envs import make_env
     from worldmodel.evaluation.stats import clustered_ci
     from worldmodel.goal_reaching import (
         LatentCost,
         SimulatorAgent,
         goal_pairs,
+        recorded_env,
         run_goal,
         success_interval,
     )
@@ -90,14 +90,7 @@ def main() -> None:
     from worldmodel.utils import derive_seed
 
     p = load_params(args.params).plan
-    cfg = PlannerConfig(
-        solver=p.solver,
-        horizon=p.horizon,
-        samples=p.samples,
-        iterations=p.iterations,
-        elites=p.elites,
-        temperature=p.temperature,
-    )
+    cfg = PlannerConfig.from_plan(p)
     cpu = torch.device("cpu")
     hits: dict[str, list[bool]] = {a: [] for a in arms}
     runs_of: dict[str, list[int]] = {a: [] for a in arms}
@@ -108,14 +101,9 @@ def main() -> None:
         if meta.params.tokenizer.clip_frames != 1:
             raise SystemExit(f"{run}: the tokenizer encodes clips of several frames")
         with EpisodeStore(run / "episodes.h5") as store:
-            for ti, task in enumerate(store.tasks):
+            for task in store.tasks:
                 spec = success_spec(task)
-                env = make_env(
-                    task,
-                    image_size=store.image_size,
-                    camera=store.camera[ti],
-                    action_repeat=store.action_repeat[ti] or 1,
-                )
+                env = recorded_env(store, task)
                 seed = derive_seed(meta.params.base.seed, "plan", task)
                 pairs = goal_pairs(
                     store, task, n=p.goals, offset=p.goal_offset, context=p.context, seed=seed

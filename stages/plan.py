@@ -39,7 +39,6 @@ def run(
     """Reach goals from test episodes with each agent; summarise per task and overall."""
     from worldmodel.checkpoints import load_model
     from worldmodel.data.episodes import EpisodeStore
-    from worldmodel.envs import make_env
     from worldmodel.errors import CheckpointMismatch
     from worldmodel.goal_reaching import (
         LatentCost,
@@ -48,6 +47,7 @@ def run(
         SimulatorAgent,
         WorldModelAgent,
         goal_pairs,
+        recorded_env,
         run_goal,
         summarize_agent,
     )
@@ -69,14 +69,7 @@ def run(
         dyn, dyn_meta = load_model(dynamics, Dynamics, device)
         store = EpisodeStore(episodes)
         specs = {task: success_spec(task) for task in store.tasks}  # fails early, naming it
-        cfg = PlannerConfig(
-            solver=p.solver,
-            horizon=p.horizon,
-            samples=p.samples,
-            iterations=p.iterations,
-            elites=p.elites,
-            temperature=p.temperature,
-        )
+        cfg = PlannerConfig.from_plan(p)
         agents_run = [a for a in AGENTS if a != "oracle" or p.oracle]
         latent = None
         if p.oracle and p.oracle_cost == "latent":
@@ -99,14 +92,9 @@ def run(
         t0, done = time.perf_counter(), 0
         predict = {"seconds": 0.0, "frames": 0}
         with progress_bar(STAGE, total, "goals/s") as bar:
-            for ti, task in enumerate(store.tasks):
+            for task in store.tasks:
                 spec = specs[task]
-                env = make_env(
-                    task,
-                    image_size=store.image_size,
-                    camera=store.camera[ti],
-                    action_repeat=store.action_repeat[ti] or 1,
-                )
+                env = recorded_env(store, task)
                 low, high = env.action_spec.low, env.action_spec.high
                 seed = derive_seed(params.base.seed, "plan", task)
                 pairs = goal_pairs(

@@ -33,9 +33,22 @@ import torch
 
 from worldmodel.codec import decode_latents, encode_episode
 from worldmodel.data.episodes import EpisodeStore
+from worldmodel.envs import make_env
 from worldmodel.planner import Planner, PlannerConfig
 from worldmodel.sampler import context_kv_cache, corrupt, rollout_cached
 from worldmodel.tasks import SuccessSpec
+
+
+def recorded_env(store: EpisodeStore, task: str) -> Any:
+    """The simulator of ``task`` as the store's episodes were recorded: their frame size,
+    camera and action repeat."""
+    ti = store.tasks.index(task)
+    return make_env(
+        task,
+        image_size=store.image_size,
+        camera=store.camera[ti],
+        action_repeat=store.action_repeat[ti] or 1,
+    )
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -56,6 +57,18 @@ class PlannerConfig:
             raise ValueError(f"unknown solver {self.solver!r}; expected one of {SOLVERS}")
         if not 0 < self.elites <= self.samples:
             raise ValueError(f"elites ({self.elites}) must be in 1..samples ({self.samples})")
+
+    @classmethod
+    def from_plan(cls, plan: Any) -> PlannerConfig:
+        """The planner settings of a validated ``plan`` params section."""
+        return cls(
+            solver=plan.solver,
+            horizon=plan.horizon,
+            samples=plan.samples,
+            iterations=plan.iterations,
+            elites=plan.elites,
+            temperature=plan.temperature,
+        )
 
 
 @dataclass
