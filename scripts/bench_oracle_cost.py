@@ -2,7 +2,7 @@
 
     python scripts/bench_oracle_cost.py --run data
     python scripts/bench_oracle_cost.py --run R0 --run R1 --run R2 \\
-        --arm state --arm latent --arm pixels:0 --arm pixels:4 --arm pixels:8
+        --arm state --arm latent --arm temporal --arm pixels:0 --arm pixels:4
 
 The `plan` stage's oracle plans with the real simulator as its model; by default its cost
 is the world model's own (each candidate's planned frame rendered, encoded by the
@@ -12,14 +12,17 @@ with other costs in its place. Arms:
 
 - ``state``: the positions' distance to the goal's in tolerances (the stage's
   ``plan.oracle_cost: state``; sees the simulator's state, not images);
-- ``latent``: the stage's default, through the run's tokenizer;
+- ``latent``: the run's tokenizer's latents, their mean squared distance
+  (``plan.distance: latent``);
+- ``temporal``: the same latents, the learned temporal distance (``plan.distance:
+  temporal``, fitted on the run's ``latents.h5`` as the stage fits it);
 - ``pixels:S``: the rendered frames themselves against the goal frame, mean squared
   distance after a Gaussian blur of S pixels (0: sharp) - an image cost that loses
   nothing to a tokenizer.
 
 ``pixels`` near ``latent`` says the tokenizer loses little of what an image cost can
 use; both far below ``state`` says the image distance itself (what it weighs) caps the
-oracle. Prints each arm's success per run, pooled over goals with its Wilson 95%
+oracle, and ``temporal`` says how much of that a learned distance wins back. Prints each arm's success per run, pooled over goals with its Wilson 95%
 interval, and its difference from the first arm paired by goal (bootstrap over runs).
 Planner settings are ``--params``' (params.yaml); nothing is written, MLflow is not used.
 """
@@ -64,18 +67,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--run", type=Path, action="append", required=True, help="a data/ folder")
-    ap.add_argument("--arm", action="append", default=None, help="state, latent or pixels:S")
+    ap.add_argument(
+        "--arm", action="append", default=None, help="state, latent, temporal or pixels:S"
+    )
     args = ap.parse_args()
-    arms = args.arm or ["state", "latent", "pixels:0", "pixels:4"]
+    arms = args.arm or ["state", "latent", "temporal", "pixels:4"]
     for arm in arms:
         kind, _, sigma = arm.partition(":")
-        if kind not in ("state", "latent", "pixels") or (kind == "pixels") != bool(sigma):
-            ap.error(f"arm {arm!r}: state, latent or pixels:SIGMA")
+        if kind not in ("state", "latent", "temporal", "pixels") or (kind == "pixels") != bool(
+            sigma
+        ):
+            ap.error(f"arm {arm!r}: state, latent, temporal or pixels:SIGMA")
 
     from worldmodel.checkpoints import load_model
     from worldmodel.config import load_params
     from worldmodel.data.episodes import EpisodeStore
+    from worldmodel.data.latents import LatentStore
     from worldmodel.evaluation.stats import clustered_ci
+    from worldmodel.goal_distance import LatentDistance, fit_temporal_distance
     from worldmodel.goal_reaching import (
         LatentCost,
         SimulatorAgent,
@@ -100,6 +109,15 @@ def main() -> None:
         tok, meta = load_model(run / "tokenizer" / "model.pt", Tokenizer, cpu)
         if meta.params.tokenizer.clip_frames != 1:
             raise SystemExit(f"{run}: the tokenizer encodes clips of several frames")
+        temporal = None
+        if "temporal" in arms:
+            temporal, fit = fit_temporal_distance(
+                LatentStore(run / "latents.h5"),
+                span=p.distance_span,
+                steps=p.distance_steps,
+                seed=derive_seed(meta.params.base.seed, "plan", "distance"),
+            )
+            print(f"{run}\ttemporal distance fitted: {fit.as_dict()}", flush=True)
         with EpisodeStore(run / "episodes.h5") as store:
             for task in store.tasks:
                 spec = success_spec(task)
@@ -111,11 +129,14 @@ def main() -> None:
                 for arm in arms:
                     kind, _, sigma = arm.partition(":")
                     codec = (
-                        tok
-                        if kind == "latent"
-                        else BlurredPixels(store.image_size, float(sigma or 0))
+                        BlurredPixels(store.image_size, float(sigma)) if kind == "pixels" else tok
                     )
-                    cost = None if kind == "state" else LatentCost(codec, kind=p.cost, device=cpu)
+                    dist = temporal if kind == "temporal" else LatentDistance()
+                    cost = (
+                        None
+                        if kind == "state"
+                        else LatentCost(codec, kind=p.cost, device=cpu, distance=dist)
+                    )
                     agent = SimulatorAgent(env, cfg=cfg, spec=spec, seed=seed, latent=cost)
                     t0 = time.perf_counter()
                     got = [

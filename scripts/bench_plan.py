@@ -5,7 +5,7 @@
         --arm base= --arm mean=plan.cost=mean --arm mppi=plan.solver=mppi --out plan.tsv
 
 Each ``--run`` is a folder laid out as the DAG's ``data/`` (``episodes.h5``,
-``tokenizer/model.pt``, ``dynamics/model.pt``): the workspace's, or an experiment's
+``latents.h5``, ``tokenizer/model.pt``, ``dynamics/model.pt``): the workspace's, or an experiment's
 outputs checked out elsewhere. Each arm (``NAME=KEY=VALUE[;KEY=VALUE...]``; ``NAME=`` is
 params.yaml as is) runs the `plan` stage's own code on every run, with ``base.seed`` set
 to the seed the run's dynamics model was trained with, so its goal pairs are the ones
@@ -101,6 +101,7 @@ def main() -> None:
                 summary = plan.run(
                     params,
                     episodes=run / "episodes.h5",
+                    latents=run / "latents.h5",
                     tokenizer=run / "tokenizer" / "model.pt",
                     dynamics=dynamics,
                     out_dir=Path(tmp) / "plan",

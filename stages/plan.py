@@ -30,6 +30,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def run(
     params: Params,
     episodes: Path = Path("data/episodes.h5"),
+    latents: Path = Path("data/latents.h5"),
     tokenizer: Path = Path("data/tokenizer/model.pt"),
     dynamics: Path = Path("data/dynamics/model.pt"),
     out_dir: Path = Path("data/plan"),
@@ -71,8 +72,8 @@ def run(
         specs = {task: success_spec(task) for task in store.tasks}  # fails early, naming it
         cfg = PlannerConfig.from_plan(p)
         agents_run = [a for a in AGENTS if a != "oracle" or p.oracle]
-        latent = None
-        if p.oracle and p.oracle_cost == "latent":
+        latent_oracle = p.oracle and p.oracle_cost == "latent"
+        if latent_oracle:
             clip = tok_meta.params.tokenizer.clip_frames
             if clip != 1:
                 raise CheckpointMismatch(
@@ -80,7 +81,12 @@ def run(
                     f"plan.oracle_cost: latent needs a tokenizer with clip_frames 1 (this one "
                     f"has {clip}): each candidate's frame is encoded on its own",
                 )
-            latent = LatentCost(tok, kind=p.cost, device=device)
+        distance, distance_fit = _goal_distance(p, latents, tokenizer, params.base.seed, device)
+        latent = (
+            LatentCost(tok, kind=p.cost, device=device, distance=distance)
+            if latent_oracle
+            else None
+        )
         total = len(store.tasks) * p.goals * len(agents_run)
         console.print(
             f"{STAGE}: {p.goals} goals per task {p.goal_offset} decisions ahead, budget "
@@ -111,6 +117,7 @@ def run(
                         context=p.context,
                         steps=p.steps,
                         cost=p.cost,
+                        distance=distance,
                         low=low,
                         high=high,
                         device=device,
@@ -156,6 +163,10 @@ def run(
         }
         overall = summary["overall"]
         overall["seconds"] = round(seconds, 2)
+        if distance_fit is not None:  # how well the learned distance ranks test pairs
+            overall["distance_test_correlation"] = round(distance_fit.test_correlation, 4)
+            overall["distance_test_mae_decisions"] = round(distance_fit.test_mae_decisions, 2)
+            overall["distance_fit_seconds"] = round(distance_fit.seconds, 2)
         overall["model_frames_per_s"] = round(predict["frames"] / max(predict["seconds"], 1e-9), 1)
         with atomic_path(out_dir) as tmp:
             tmp.mkdir()
@@ -175,6 +186,49 @@ def run(
     )
     console.print(f"{STAGE}: goal success {line} ({seconds:.0f} s)")
     return summary
+
+
+def _goal_distance(
+    p: Any, latents: Path, tokenizer: Path, seed: int, device: Any
+) -> tuple[Any, Any]:
+    """The planner's distance to the goal (``plan.distance``) and, for ``temporal``, how its
+    fit went: fitted here on the train episodes of the tokenizer's latent store."""
+    from worldmodel.data.latents import LatentStore
+    from worldmodel.errors import CheckpointMismatch
+    from worldmodel.goal_distance import LatentDistance, fit_temporal_distance
+    from worldmodel.progress import console, progress_bar
+    from worldmodel.utils import derive_seed, file_fingerprint
+
+    if p.distance == "latent":
+        return LatentDistance(), None
+    store = LatentStore(latents)
+    if store.tokenizer_file is not None and store.tokenizer_file != file_fingerprint(tokenizer):
+        raise CheckpointMismatch(
+            latents,
+            f"was encoded by another tokenizer than {tokenizer}; plan.distance: temporal is "
+            "fitted on the planning tokenizer's latents (run `dvc repro tokenize`)",
+        )
+    with progress_bar(
+        f"{STAGE}: fitting the temporal distance", p.distance_steps, "steps/s"
+    ) as bar:
+        t0 = time.perf_counter()
+
+        def shown(step: int, loss: float) -> None:
+            bar(step, step / (time.perf_counter() - t0), f"loss {loss:.4f}")
+
+        model, fit = fit_temporal_distance(
+            store,
+            span=p.distance_span,
+            steps=p.distance_steps,
+            seed=derive_seed(seed, "plan", "distance"),
+            progress=shown,
+        )
+    console.print(
+        f"{STAGE}: temporal distance fitted on train episodes in {fit.seconds:.0f} s; on test "
+        f"pairs its estimates correlate {fit.test_correlation:.2f} with the true gap (mean "
+        f"error {fit.test_mae_decisions:.1f} decisions)"
+    )
+    return model.to(device), fit
 
 
 def _summary(results: dict, summarize: Any, specs: dict, p: Any) -> dict[str, Any]:
@@ -203,7 +257,8 @@ def _summary(results: dict, summarize: Any, specs: dict, p: Any) -> dict[str, An
     )
     overall["protocol"] = (
         f"goal {p.goal_offset} ahead, budget {p.budget}, horizon {p.horizon}, re-plan every "
-        f"{p.replan_every}, {p.solver} {p.samples}x{p.iterations}, K={p.steps}, cost {p.cost}; "
+        f"{p.replan_every}, {p.solver} {p.samples}x{p.iterations}, K={p.steps}, cost {p.cost} "
+        f"{p.distance} distance; "
         f"oracle: real simulator, {oracle_cost}"
     )
     return {"overall": overall, "tasks": tasks}

@@ -156,6 +156,7 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     summary = plan.run(
         p,
         episodes=d / "e.h5",
+        latents=d / "l.h5",
         tokenizer=d / "tok" / "model.pt",
         dynamics=d / "dyn" / "model.pt",
         out_dir=d / "plan",
@@ -169,7 +170,11 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     lo, hi = details["model_success_ci95"]
     assert lo <= details["model_success"] <= hi
     assert "model_final_distance_relative" in details and "tolerance" in str(summary["tasks"])
+    # the default cost's temporal distance, fitted on train episodes, is scored on test pairs
+    assert p.plan.distance == "temporal" and "temporal distance" in details["protocol"]
+    assert -1.0 <= details["distance_test_correlation"] <= 1.0
     timings = json.loads((d / "timings" / "p.json").read_text())
+    assert timings["distance_fit_seconds"] > 0
     assert timings["model_frames_per_s"] > 0 and timings["model_seconds_per_plan"] > 0
     assert len(list((d / "plan").glob("*.png"))) == p.plan.pictures
     (task,) = summary["outcomes"]  # each goal's outcome, for paired comparisons
@@ -190,6 +195,7 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     (run / "tokenizer").mkdir(parents=True)
     (run / "dynamics").mkdir()
     (run / "episodes.h5").symlink_to(d / "e.h5")
+    (run / "latents.h5").symlink_to(d / "l.h5")
     (run / "tokenizer" / "model.pt").symlink_to(d / "tok" / "model.pt")
     (run / "dynamics" / "model.pt").symlink_to(d / "dyn" / "model.pt")
     (d / "params.yaml").write_text(yaml.safe_dump(p.model_dump(mode="json")))
@@ -210,13 +216,13 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     )
     assert rows[3][rows[0].index("dynamics")] == f"{d}/copy_s{seed}.pt"
     # scripts/bench_oracle_cost.py runs the oracle with other costs on the run's goals: its
-    # `latent` arm is the stage's own oracle, goal by goal
+    # `temporal` arm is the stage's own oracle (the default distance), goal by goal
     argv = ["bench_oracle_cost.py", "--params", str(d / "params.yaml"), "--run", str(run)]
-    argv += ["--arm", "latent", "--arm", "state", "--arm", "pixels:1"]
+    argv += ["--arm", "latent", "--arm", "state", "--arm", "pixels:1", "--arm", "temporal"]
     monkeypatch.setattr("sys.argv", argv)
     load_script("bench_oracle_cost").main()
     out = capsys.readouterr().out
-    assert f"latent\t{details['oracle_success']:.0%}" in out
+    assert f"temporal\t{details['oracle_success']:.0%}" in out
     assert "state - latent:" in out and "pixels:1 - latent:" in out
     monkeypatch.setattr("sys.argv", [*argv[:5], "--arm", "pixels"])
     with pytest.raises(SystemExit):
@@ -240,7 +246,7 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     assert p.plan.oracle_cost == "latent"
     assert "latent cost on rendered frames" in summary["overall"]["protocol"]
     st = p.model_copy(update={"plan": p.plan.model_copy(update={"oracle_cost": "state"})})
-    kw = dict(episodes=d / "e.h5", dynamics=d / "dyn" / "model.pt", track=False)
+    kw = dict(episodes=d / "e.h5", latents=d / "l.h5", dynamics=d / "dyn" / "model.pt", track=False)
     state = plan.run(
         st, tokenizer=d / "tok" / "model.pt", out_dir=d / "plan_st", metrics=d / "ps.json", **kw
     )
@@ -252,6 +258,10 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     torch.save(blob, d / "tok2.pt")
     with pytest.raises(CheckpointMismatch, match="tok2.pt.*clip_frames 1"):
         plan.run(p, tokenizer=d / "tok2.pt", out_dir=d / "p2", metrics=d / "p2.json", **kw)
+    # the temporal distance is fitted on the planning tokenizer's own latents: a latent
+    # store another tokenizer encoded is refused, naming it
+    with pytest.raises(CheckpointMismatch, match="l.h5: was encoded by another tokenizer"):
+        plan.run(st, tokenizer=d / "tok2.pt", out_dir=d / "p3", metrics=d / "p3.json", **kw)
 
 
 def test_the_blurred_pixel_codec_is_a_blur() -> None:
@@ -321,3 +331,42 @@ def test_the_next_plan_starts_from_what_is_left_of_the_last() -> None:
     planner.mean = torch.tensor([[0.1], [0.2], [0.3], [0.4]])
     planner.shift(1)
     assert torch.equal(planner.mean, torch.tensor([[0.2], [0.3], [0.4], [0.4]]))
+
+
+def test_the_temporal_distance_learns_how_far_apart_frames_are() -> None:
+    """Fitted on train episodes whose latents drift smoothly with time (a random walk seen
+    through a fixed random map), its estimates on *test* episodes rise with the true gap;
+    it is symmetric, and a frame is nearer to itself than to one 20 decisions away."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from worldmodel.goal_distance import LatentDistance, fit_temporal_distance
+
+    rng = np.random.default_rng(0)
+    episodes, length = 12, 60
+    walk = np.cumsum(rng.normal(size=(episodes, length, 3)), 1)  # the hidden state
+    mix = rng.normal(size=(3, 4 * 8))
+    z = np.tanh(walk @ mix / 6).reshape(episodes * length, 4, 8).astype(np.float32)
+    splits = np.array(["train"] * 9 + ["test"] * 3)
+    store = SimpleNamespace(
+        path=Path("walk.h5"),
+        latents=z,
+        starts=np.arange(episodes) * length,
+        lengths=np.full(episodes, length),
+        episode_ids=lambda split: np.flatnonzero(splits == split),
+    )
+    model, fit = fit_temporal_distance(store, span=30, steps=600, seed=0)
+    assert fit.test_correlation > 0.6, fit
+    zt = torch.from_numpy(z)
+    first = int(store.starts[9])  # a test episode
+    a, near, far = zt[first + 10], zt[first + 11], zt[first + 30]
+    batch = torch.stack([a, near, far])
+    d = model(batch, a)
+    assert d.shape == (3,) and d[0] < d[2] and d[1] < d[2]
+    assert torch.allclose(model(near[None], far), model(far[None], near), atol=1e-5)
+    # the latent distance is the mean squared difference
+    assert torch.allclose(LatentDistance()(batch, a), (batch - a).pow(2).mean((1, 2)))
+    with pytest.raises(ValueError, match="no test episodes"):
+        splits[9:] = "val"
+        fit_temporal_distance(store, span=30, steps=1)

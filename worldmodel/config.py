@@ -519,9 +519,24 @@ class PlanParams(_Section):
     cost: Literal["last", "mean"] = Field(
         "last",
         description=(
-            "World-model cost: mean squared latent distance to the goal of the last planned "
+            "World-model cost: the distance (`plan.distance`) to the goal of the last planned "
             "frame (`last`) or averaged over the planned frames (`mean`)."
         ),
+    )
+    distance: Literal["latent", "temporal"] = Field(
+        "temporal",
+        description=(
+            "How far a frame's latents are from the goal's: `temporal`, a learned estimate "
+            "of how many decisions apart two frames are, fitted at the start of the stage on "
+            "pairs of frames from the same train episode (time the only label); or "
+            "`latent`, the mean squared distance between the latents."
+        ),
+    )
+    distance_span: int = Field(
+        60, gt=0, description="`temporal`: the largest gap, in decisions, of its training pairs."
+    )
+    distance_steps: int = Field(
+        3000, gt=0, description="`temporal`: training steps (256 pairs each)."
     )
     oracle: bool = Field(
         True,
@@ -533,7 +548,8 @@ class PlanParams(_Section):
     oracle_cost: Literal["latent", "state"] = Field(
         "latent",
         description=(
-            "The oracle's cost: `latent`, the world model's own cost (`plan.cost`) on the "
+            "The oracle's cost: `latent`, the world model's own cost (`plan.cost`, "
+            "`plan.distance`) on the "
             "frames the simulator renders for each candidate, encoded by the tokenizer, so "
             "that only the dynamics' predictions differ from the world-model agent's (a render "
             "and an encoding per candidate; tokenizers with `clip_frames: 1`); or `state`, the "

@@ -34,6 +34,7 @@ import torch
 from worldmodel.codec import decode_latents, encode_episode
 from worldmodel.data.episodes import EpisodeStore
 from worldmodel.envs import make_env
+from worldmodel.goal_distance import Distance
 from worldmodel.planner import Planner, PlannerConfig
 from worldmodel.sampler import context_kv_cache, corrupt, rollout_cached
 from worldmodel.tasks import SuccessSpec
@@ -216,12 +217,13 @@ class ReplayAgent:
         return out
 
 
-def latent_cost(z: torch.Tensor, goal: torch.Tensor, kind: str) -> torch.Tensor:
-    """The world model's cost ``(N,)`` of candidates' frames ``z (N, H, L, C)``: the mean
-    squared latent distance to the goal frame's ``(L, C)``, of the last frame (``last``) or
-    averaged over the frames (``mean``)."""
-    err = (z - goal).pow(2).flatten(2).mean(-1)  # (N, H)
-    return err[:, -1] if kind == "last" else err.mean(1)
+def latent_cost(z: torch.Tensor, goal: torch.Tensor, kind: str, distance: Distance) -> torch.Tensor:
+    """The world model's cost ``(N,)`` of candidates' frames ``z (N, H, L, C)``: their
+    ``distance`` (:mod:`worldmodel.goal_distance`) to the goal frame's latents ``(L, C)``,
+    of the last frame (``last``) or averaged over the frames (``mean``)."""
+    if kind == "last":
+        return distance(z[:, -1], goal)
+    return distance(z, goal).mean(1)
 
 
 def goal_latents(tokenizer: Any, history: History, clip_frames: int, device: Any) -> torch.Tensor:
@@ -235,11 +237,12 @@ def goal_latents(tokenizer: Any, history: History, clip_frames: int, device: Any
 class LatentCost:
     """The world model's cost for the oracle: render each candidate's planned frames on the
     real simulator (only the last one for ``last``), encode them with the tokenizer (clips
-    of one frame) and score them with :func:`latent_cost` of ``kind``."""
+    of one frame) and score them with :func:`latent_cost` of ``kind`` and ``distance``."""
 
     tokenizer: Any
     kind: str
     device: Any
+    distance: Distance
 
 
 class SimulatorAgent:
@@ -286,7 +289,7 @@ class SimulatorAgent:
             flat = frames.reshape(-1, *frames.shape[-3:])  # one-frame clips, independent
             z = torch.from_numpy(encode_episode(lc.tokenizer, flat, 1, lc.device))
             z = z.view(len(actions), -1, *z.shape[1:])  # (N, 1 or H, L, C)
-            return latent_cost(z, self.goal.cpu(), lc.kind)
+            return latent_cost(z, self.goal.cpu(), lc.kind, lc.distance)
 
         cost = state_cost if self.latent is None else rendered_cost
 
@@ -304,8 +307,9 @@ class WorldModelAgent:
         clip_frames, tau_ctx, window: as the models were trained (their model files).
         cfg: planner settings; ``context`` real frames are its past.
         steps: sampler steps per predicted frame (1: the conditional mean).
-        cost: ``last`` (the last planned frame's latent distance to the goal's) or
-            ``mean`` (the mean over the planned frames).
+        cost: ``last`` (the last planned frame's distance to the goal's) or ``mean``
+            (the mean over the planned frames).
+        distance: between a frame's latents and the goal's (:mod:`worldmodel.goal_distance`).
         action_dim: the task's own action size (the model's may be padded wider).
     """
 
@@ -323,6 +327,7 @@ class WorldModelAgent:
         context: int,
         steps: int,
         cost: str,
+        distance: Distance,
         low: np.ndarray,
         high: np.ndarray,
         device: torch.device,
@@ -331,6 +336,7 @@ class WorldModelAgent:
         self.tok, self.dyn = tokenizer, dynamics
         self.clip_frames, self.tau_ctx, self.window = clip_frames, tau_ctx, window
         self.context, self.steps, self.cost_kind = context, steps, cost
+        self.distance = distance
         self.device, self.seed = device, seed
         self.dim = len(low)
         self.planner = Planner(cfg, torch.from_numpy(low), torch.from_numpy(high), seed=seed)
@@ -410,7 +416,9 @@ class WorldModelAgent:
         cache = self.context_cache(history)
 
         def cost(actions: torch.Tensor) -> torch.Tensor:
-            return latent_cost(self.predict(cache, actions), self.goal, self.cost_kind)
+            return latent_cost(
+                self.predict(cache, actions), self.goal, self.cost_kind, self.distance
+            )
 
         plan = self.planner.plan(cost)
         if self.first_imagined is None:  # what the model expects of its first plan

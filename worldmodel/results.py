@@ -78,6 +78,7 @@ TIMING_KEYS = frozenset(
         "oracle_seconds_per_plan",
         "random_seconds_per_plan",
         "replay_seconds_per_plan",
+        "distance_fit_seconds",
     }
 )
 

@@ -117,6 +117,8 @@ class LatentStore:
             self.tasks: list[str] = json_attr(f, self.path, "tasks")
             self.clip_frames = int(f.attrs["clip_frames"])
             self.tokenizer_meta: dict[str, Any] = json_attr(f, self.path, "tokenizer", {})
+            file_id = f.attrs.get("tokenizer_file")  # the encoding tokenizer file's identity
+            self.tokenizer_file: str | None = None if file_id is None else str(file_id)
 
     @property
     def latent_shape(self) -> tuple[int, int]:
