@@ -167,7 +167,7 @@ def fit_temporal_distance(
     fit = DistanceFit(
         steps=steps,
         seconds=time.perf_counter() - t0,
-        train_loss=float(loss),
+        train_loss=loss.item(),
         test_correlation=corr,
         test_mae_decisions=float(np.abs(est - gap).mean()),
     )
