@@ -22,8 +22,9 @@ with other costs in its place. Arms:
 
 ``pixels`` near ``latent`` says the tokenizer loses little of what an image cost can
 use; both far below ``state`` says the image distance itself (what it weighs) caps the
-oracle, and ``temporal`` says how much of that a learned distance wins back. Prints each arm's success per run, pooled over goals with its Wilson 95%
-interval, and its difference from the first arm paired by goal (bootstrap over runs).
+oracle, and ``temporal`` says how much of that a learned distance wins back. Prints each
+arm's success per run, pooled over goals with its Wilson 95% interval, and its
+difference from the first arm paired by goal (bootstrap over runs).
 Planner settings are ``--params``' (params.yaml); nothing is written, MLflow is not used.
 """
 
@@ -84,7 +85,7 @@ def main() -> None:
     from worldmodel.data.episodes import EpisodeStore
     from worldmodel.data.latents import LatentStore
     from worldmodel.evaluation.stats import clustered_ci
-    from worldmodel.goal_distance import LatentDistance, fit_temporal_distance
+    from worldmodel.goal_distance import LatentDistance, fit_for_plan
     from worldmodel.goal_reaching import (
         LatentCost,
         SimulatorAgent,
@@ -111,12 +112,7 @@ def main() -> None:
             raise SystemExit(f"{run}: the tokenizer encodes clips of several frames")
         temporal = None
         if "temporal" in arms:
-            temporal, fit = fit_temporal_distance(
-                LatentStore(run / "latents.h5"),
-                span=p.distance_span,
-                steps=p.distance_steps,
-                seed=derive_seed(meta.params.base.seed, "plan", "distance"),
-            )
+            temporal, fit = fit_for_plan(p, LatentStore(run / "latents.h5"), meta.params.base.seed)
             print(f"{run}\ttemporal distance fitted: {fit.as_dict()}", flush=True)
         with EpisodeStore(run / "episodes.h5") as store:
             for task in store.tasks:

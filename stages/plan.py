@@ -195,9 +195,9 @@ def _goal_distance(
     fit went: fitted here on the train episodes of the tokenizer's latent store."""
     from worldmodel.data.latents import LatentStore
     from worldmodel.errors import CheckpointMismatch
-    from worldmodel.goal_distance import LatentDistance, fit_temporal_distance
+    from worldmodel.goal_distance import LatentDistance, fit_for_plan
     from worldmodel.progress import console, progress_bar
-    from worldmodel.utils import derive_seed, file_fingerprint
+    from worldmodel.utils import file_fingerprint
 
     if p.distance == "latent":
         return LatentDistance(), None
@@ -216,13 +216,7 @@ def _goal_distance(
         def shown(step: int, loss: float) -> None:
             bar(step, step / (time.perf_counter() - t0), f"loss {loss:.4f}")
 
-        model, fit = fit_temporal_distance(
-            store,
-            span=p.distance_span,
-            steps=p.distance_steps,
-            seed=derive_seed(seed, "plan", "distance"),
-            progress=shown,
-        )
+        model, fit = fit_for_plan(p, store, seed, progress=shown)
     console.print(
         f"{STAGE}: temporal distance fitted on train episodes in {fit.seconds:.0f} s; on test "
         f"pairs its estimates correlate {fit.test_correlation:.2f} with the true gap (mean "

@@ -70,7 +70,10 @@ class TemporalDistance(nn.Module):
         """Distances ``(...)`` between standardised flat latents ``a, b (..., D)``."""
         return 0.5 * (self.net(torch.cat([a, b], -1)) + self.net(torch.cat([b, a], -1))).squeeze(-1)
 
+    @torch.no_grad()
     def forward(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Distances ``(...)`` of latents ``(..., L, C)`` to a goal's ``(L, C)`` (inference:
+        no gradient; training goes through :meth:`pair`)."""
         a = self.standardise(z)
         return self.pair(a, self.standardise(goal).expand_as(a)).to(z.device)
 
@@ -172,3 +175,19 @@ def fit_temporal_distance(
         test_mae_decisions=float(np.abs(est - gap).mean()),
     )
     return model, fit
+
+
+def fit_for_plan(
+    plan: Any, latents: Any, base_seed: int, progress: Any = None
+) -> tuple[TemporalDistance, DistanceFit]:
+    """The `plan` stage's temporal distance: :func:`fit_temporal_distance` with the `plan`
+    params' ``distance_span`` and ``distance_steps``, seeded from ``base.seed``."""
+    from worldmodel.utils import derive_seed
+
+    return fit_temporal_distance(
+        latents,
+        span=plan.distance_span,
+        steps=plan.distance_steps,
+        seed=derive_seed(base_seed, "plan", "distance"),
+        progress=progress,
+    )
