@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from worldmodel import metrics
 from worldmodel.metrics import high_frequency_energy, psnr, ssim
 
 
@@ -56,6 +57,19 @@ def test_ssim_matches_the_two_dimensional_gaussian_window() -> None:
     )
     got = ssim(pred.float(), target.float(), channels_last=False)
     assert torch.allclose(got.double(), ref.flatten(1).mean(1), atol=1e-5)
+
+
+def test_ssim_in_chunks_gives_each_image_its_own_score() -> None:
+    """Past SSIM_CHUNK images, ssim() works in chunks; each image's score is the one it
+    gets alone, in order."""
+    gen = torch.Generator().manual_seed(1)
+    n = metrics.SSIM_CHUNK * 2 + 5
+    target = torch.rand(n, 16, 16, 3, generator=gen)
+    pred = (target + 0.2 * torch.rand(n, 16, 16, 3, generator=gen)).clamp(0, 1)
+    got = ssim(pred, target)
+    assert got.shape == (n,)
+    for i in (0, metrics.SSIM_CHUNK - 1, metrics.SSIM_CHUNK, n - 1):
+        assert torch.allclose(got[i], ssim(pred[i : i + 1], target[i : i + 1])[0], atol=1e-6)
 
 
 def test_high_frequency_energy_known_values_and_blur() -> None:

