@@ -72,6 +72,21 @@ def test_ssim_in_chunks_gives_each_image_its_own_score() -> None:
         assert torch.allclose(got[i], ssim(pred[i : i + 1], target[i : i + 1])[0], atol=1e-6)
 
 
+def test_ssim_chunks_count_images_whatever_the_leading_dims(monkeypatch) -> None:
+    """Windows of frames (N, T, H, W, 3) are chunked by image, not by window: no pass
+    holds more than SSIM_CHUNK images, and the scores are those of the flat batch."""
+    gen = torch.Generator().manual_seed(2)
+    target = torch.rand(20, 16, 16, 16, 3, generator=gen)
+    pred = (target + 0.2 * torch.rand(target.shape, generator=gen)).clamp(0, 1)
+    flat = ssim(pred.flatten(0, 1), target.flatten(0, 1))
+    sizes = []
+    inner = metrics._ssim_nchw
+    monkeypatch.setattr(metrics, "_ssim_nchw", lambda p, t: sizes.append(len(p)) or inner(p, t))
+    got = ssim(pred, target)
+    assert max(sizes) <= metrics.SSIM_CHUNK and sum(sizes) == 20 * 16
+    assert torch.equal(got, flat)
+
+
 def test_high_frequency_energy_known_values_and_blur() -> None:
     flat = torch.full((1, 8, 8, 3), 0.3)
     assert high_frequency_energy(flat).item() == 0.0

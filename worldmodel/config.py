@@ -459,7 +459,7 @@ class EvaluateParams(_Section):
     sweep_windows: int = Field(32, gt=0, description="Test windows of the sampler sweep.")
     sweep_at: list[int] = Field([1, 4, 16], description="Horizons whose PSNR the sweep reports.")
     gifs: int = Field(4, ge=0, description="Windows written as GIF and PNG strip.")
-    batch_size: int = Field(16, gt=0, description="Windows rolled out together.")
+    batch_size: int = Field(64, gt=0, description="Windows rolled out (and decoded) together.")
     probe_windows: int = Field(
         120,
         ge=0,

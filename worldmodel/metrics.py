@@ -89,14 +89,20 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, channels_last: bool = True) -
     of frames than one pass, whose intermediates (five moments of every frame) outgrow
     the caches.
     """
-    if len(pred) > SSIM_CHUNK:
+    # images (N, C, H, W) first, so that chunks count images whatever the leading dims
+    p, t = _to_nchw(pred, channels_last).clamp(0, 1), _to_nchw(target, channels_last)
+    if len(p) > SSIM_CHUNK:
         return torch.cat(
             [
-                ssim(pred[i : i + SSIM_CHUNK], target[i : i + SSIM_CHUNK], channels_last)
-                for i in range(0, len(pred), SSIM_CHUNK)
+                _ssim_nchw(p[i : i + SSIM_CHUNK], t[i : i + SSIM_CHUNK])
+                for i in range(0, len(p), SSIM_CHUNK)
             ]
         )
-    p, t = _to_nchw(pred, channels_last).clamp(0, 1), _to_nchw(target, channels_last)
+    return _ssim_nchw(p, t)
+
+
+def _ssim_nchw(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """SSIM per image of ``(N, C, H, W)`` images, ``p`` already clamped to [0, 1]."""
     c = p.shape[1]
     size = min(11, p.shape[-1], p.shape[-2])
     g = _gaussian_window(size).to(p)
