@@ -400,6 +400,25 @@ def test_bench_tokenizer_and_action_effect_run(
 
 
 @pytest.mark.slow
+def test_bench_rollout_times_each_batch_size(
+    pipeline: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """scripts/bench_rollout.py rolls the trained dynamics out at each batch size and
+    prints frames/s and the speed-up over the first."""
+    import sys
+
+    d, _ = pipeline
+    args = ["--params", str(d / "params.yaml"), "--dynamics", str(d / "dyn" / "model.pt")]
+    args += ["--latents", str(d / "latents.h5"), "--batches", "1", "3", "--horizon", "2"]
+    monkeypatch.setattr(sys, "argv", ["bench_rollout.py", *args, "--repeats", "1"])
+    load_script("bench_rollout").main()
+    out = capsys.readouterr().out.splitlines()
+    rows = [ln.split("\t") for ln in out[out.index("batch\tframes_per_s\tspeedup") + 1 :]]
+    assert [r[0] for r in rows] == ["1", "3"]
+    assert all(float(r[1]) > 0 for r in rows) and rows[0][2] == "1.00"
+
+
+@pytest.mark.slow
 def test_study_pairs_each_arm_with_the_first_by_seed(
     pipeline: tuple[Path, dict],
     tmp_path: Path,
