@@ -227,7 +227,8 @@ class Evaluator:
         a = torch.from_numpy(w.actions).to(self.device)
         # the tokenizer's own reconstruction of the last frame: the sharpest a decoded
         # prediction can be (blur the tokenizer adds is not the sampler's fault)
-        ceiling_last = self.decode(z[:, self.c + horizon - 1 : self.c + horizon])[:, 0]
+        last = self.c + horizon - 1  # decoded with the latents before it as its context
+        ceiling_last = self.decode(z[:, : last + 1], start=last)[:, 0]
         rows, per_window = [], {}
         # the last frame of a few windows per K, for a picture (truth and ceiling first)
         shown = slice(0, 6)
