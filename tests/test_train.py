@@ -38,13 +38,28 @@ class ToyBatch:
         return (self.x[:, :3, None, None].expand(-1, 3, 2, 2).permute(0, 2, 3, 1) * 50).byte()
 
 
+class ToyBlock(nn.Module):
+    """A transformer block over the 16 features seen as 4 tokens of 4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from worldmodel.models.blocks import Block
+
+        self.block = Block(4, heads=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x.view(-1, 4, 4)).reshape(-1, 16)
+
+
 class ToyObjective(nn.Module):
     """Regression with two loss terms of very different scales."""
 
-    def __init__(self, nan_at: int | None = None) -> None:
+    def __init__(self, nan_at: int | None = None, block: bool = False) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2))
+        # with ``block``: a transformer block in the middle, whose matrices Muon takes
+        mid = ToyBlock() if block else nn.Tanh()
+        self.model = nn.Sequential(nn.Linear(4, 16), mid, nn.Linear(16, 2))
         self.nan_at, self.calls = nan_at, 0
 
     def forward(self, b: ToyBatch):
@@ -66,6 +81,7 @@ def toy_batches(step: int, rank: int = 0, world: int = 1) -> ToyBatch:
 
 
 CFG = TrainParams(
+    optimizer="adamw",
     steps=40,
     batch_size=8,
     lr=1e-2,
@@ -122,6 +138,41 @@ def test_training_reduces_both_terms(tmp_path: Path) -> None:
     t.fit()
     first, last = t.curve[0], t.curve[-1]
     assert last["loss/a"] < first["loss/a"] and last["loss/b"] < first["loss/b"]
+
+
+MUON = CFG.model_copy(update={"optimizer": "muon"})
+
+
+def test_muon_takes_the_blocks_matrices_and_adamw_the_rest(tmp_path: Path) -> None:
+    from worldmodel.training.optim import Optimizers
+
+    t = _trainer(tmp_path, cfg=MUON, block=True)
+    assert isinstance(t.opt, Optimizers)
+    muon = {id(p) for g in t.opt.parts["muon"].param_groups for p in g["params"]}
+    adamw = {id(p) for g in t.opt.parts["adamw"].param_groups for p in g["params"]}
+    block = t.model[1].block
+    matrices = {id(m.weight) for m in block.modules() if isinstance(m, nn.Linear)}
+    assert muon == matrices and len(matrices) == 5  # q, kv, out, w13, w2
+    assert not muon & adamw and muon | adamw == {id(p) for p in t.model.parameters()}
+    for p in (t.model[0].weight, t.model[2].weight, block.norm1.weight):  # in, out, norm
+        assert id(p) in adamw
+
+
+def test_muon_trains_and_resumes_exactly(tmp_path: Path) -> None:
+    full = _trainer(tmp_path / "a", cfg=MUON, block=True)
+    full.fit()
+    first, last = full.curve[0], full.curve[-1]
+    assert last["loss/a"] < first["loss/a"] and last["loss/b"] < first["loss/b"]
+    killed = _trainer(tmp_path / "b", cfg=MUON, block=True)
+    killed.fit(stop_at=25)
+    resumed = _trainer(tmp_path / "b", cfg=MUON, block=True)
+    assert resumed.try_resume() and resumed.step == 20
+    resumed.fit()
+    for p, q in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    adam = _trainer(tmp_path / "c", block=True)
+    adam.fit()
+    assert not torch.equal(adam.model[1].block.attn.q.weight, full.model[1].block.attn.q.weight)
 
 
 def test_nan_guard_names_step_and_term_and_keeps_checkpoint(tmp_path: Path) -> None:
@@ -244,3 +295,23 @@ def test_real_lpips_when_weights_present() -> None:
     lp = load_lpips("alex")
     x = torch.rand(2, 16, 16, 3)
     assert lp(x, x).abs().max() < 1e-6 and (lp(x, torch.rand_like(x)) > 0).all()
+
+
+def test_muon_step_is_torch_muons_up_to_its_bfloat16() -> None:
+    from worldmodel.training.optim import Muon, orthogonalize
+
+    g = torch.Generator().manual_seed(0)
+    w0 = [torch.randn(24, 8, generator=g), torch.randn(8, 8, generator=g)]
+    grads = [torch.randn(w.shape, generator=g) for w in w0]
+    ours = [nn.Parameter(w.clone()) for w in w0]
+    ref = [nn.Parameter(w.clone()) for w in w0]
+    for p, q, gr in zip(ours, ref, grads, strict=True):
+        p.grad, q.grad = gr.clone(), gr.clone()
+    Muon(ours, lr=0.01, weight_decay=0.1).step()
+    torch.optim.Muon(ref, lr=0.01, weight_decay=0.1, adjust_lr_fn="match_rms_adamw").step()
+    for p, q, w in zip(ours, ref, w0, strict=True):
+        step, ref_step = p.detach() - w, q.detach() - w
+        assert (step - ref_step).norm() < 0.02 * ref_step.norm()
+    # orthogonalised: every singular value near 1, whatever the input's scale
+    s = torch.linalg.svdvals(orthogonalize(100 * torch.randn(3, 16, 40, generator=g)))
+    assert s.min() > 0.6 and s.max() < 1.3

@@ -225,8 +225,15 @@ class TrainParams(_Section):
 
     steps: int = Field(1000, gt=0, description="Optimisation steps.")
     batch_size: int = Field(32, gt=0, description="Samples per step, summed over all processes.")
-    lr: float = Field(1e-3, gt=0, description="Peak learning rate (AdamW).")
-    weight_decay: float = Field(0.05, ge=0, description="AdamW decoupled weight decay.")
+    optimizer: Literal["adamw", "muon"] = Field(
+        "muon",
+        description="`adamw`, or `muon`: Muon for the transformer blocks' weight matrices, "
+        "AdamW for the rest (worldmodel/training/optim.py).",
+    )
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate (both optimisers).")
+    weight_decay: float = Field(
+        0.05, ge=0, description="Decoupled weight decay (both optimisers)."
+    )
     warmup_steps: int = Field(100, ge=0, description="Linear learning-rate warm-up steps.")
     min_lr_ratio: float = Field(
         0.1, ge=0, le=1, description="Cosine decay ends at this fraction of `lr`."

@@ -10,8 +10,8 @@ The trainer knows nothing about what it trains. It is handed:
   (which windows, mask ratios, noise) is drawn there from ``(seed, step)``, so a
   resumed run sees exactly the batches an uninterrupted one would.
 
-What it does: AdamW, linear warm-up then cosine decay, gradient clipping, optional EMA
-weights, float32 on CPU and bf16 autocast on CUDA, loss normalisation (each term divided
+What it does: AdamW or Muon (``train.optimizer``, worldmodel/training/optim.py), linear
+warm-up then cosine decay, gradient clipping, optional EMA weights, float32 on CPU and bf16 autocast on CUDA, loss normalisation (each term divided
 by a running RMS of itself, DreamerV4 §3), atomic self-describing checkpoints every N
 steps with exact resume, a NaN/Inf guard, curves (TSV with a ``step`` column and
 MLflow), hard-example tracking, and DistributedDataParallel under ``torchrun``.
@@ -48,6 +48,7 @@ from worldmodel.checkpoints import (
 from worldmodel.config import TrainParams
 from worldmodel.errors import CheckpointMismatch
 from worldmodel.runtime import dist_info
+from worldmodel.training.optim import build_optimizer
 
 RMS_DECAY = 0.99  # running-RMS decay of the loss normaliser (DreamerV4 §3)
 
@@ -190,9 +191,7 @@ class Trainer:
         self.on_checkpoint = on_checkpoint
         self.periodic_eval = periodic_eval
         self.params = [p for p in objective.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(
-            self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
-        )
+        self.opt = build_optimizer(self.model, self.params, cfg)
         self.normalizer = LossNormalizer(RMS_DECAY)
         self.ema = copy.deepcopy(self.model).requires_grad_(False) if cfg.ema_decay > 0 else None
         self.hard = HardExamples(cfg.hard_examples)
