@@ -231,9 +231,7 @@ class TrainParams(_Section):
         "AdamW for the rest (worldmodel/training/optim.py).",
     )
     lr: float = Field(1e-3, gt=0, description="Peak learning rate (both optimisers).")
-    weight_decay: float = Field(
-        0.05, ge=0, description="Decoupled weight decay (both optimisers)."
-    )
+    weight_decay: float = Field(0.05, ge=0, description="Decoupled weight decay (both optimisers).")
     warmup_steps: int = Field(100, ge=0, description="Linear learning-rate warm-up steps.")
     min_lr_ratio: float = Field(
         0.1, ge=0, le=1, description="Cosine decay ends at this fraction of `lr`."

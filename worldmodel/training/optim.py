@@ -19,9 +19,8 @@ batched product, instead of one at a time.
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -146,9 +145,7 @@ def build_optimizer(
     trainable = {id(p) for p in params}
     muon = [p for p in hidden_matrices(model) if id(p) in trainable]
     if cfg.optimizer == "adamw" or not muon:
-        return torch.optim.AdamW(
-            params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=ADAM_BETAS
-        )
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=ADAM_BETAS)
     chosen = {id(p) for p in muon}
     rest = [p for p in params if id(p) not in chosen]
     return Optimizers(
