@@ -43,10 +43,12 @@ def orthogonalize(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
     tall = x.shape[-2] > x.shape[-1]
     if tall:
         x = x.mT
-    x = x / x.flatten(1).norm(dim=1).clamp_min(1e-7)[:, None, None]  # spectral norm <= 1
+    # spectral norm <= 1 (the Frobenius norm bounds it); contiguous for the batched products
+    x = (x / x.flatten(1).norm(dim=1).clamp_min(1e-7)[:, None, None]).contiguous()
     for _ in range(steps):
-        gram = x @ x.mT
-        x = a * x + (b * gram + c * gram @ gram) @ x
+        gram = torch.bmm(x, x.mT)
+        poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)  # b G + c G G
+        x = torch.baddbmm(x, poly, x, beta=a)  # a X + (b G + c G G) X
     if tall:
         x = x.mT
     return x.to(g.dtype)
