@@ -10,11 +10,11 @@ learning rate is scaled to match AdamW's update RMS (Moonshot's ``match_rms_adam
 ``0.2 sqrt(max(A, B))``), so ``train.lr`` serves both.
 
 :class:`Muon` here is ``torch.optim.Muon``'s algorithm (the same momentum, Nesterov
-update, quintic Newton-Schulz coefficients and learning-rate scaling) with two changes
-for speed: the iteration runs in float32 on a CPU (torch's runs in bfloat16, whose
-matrix products are many times slower than float32 on CPUs without bf16 units) and in
-bfloat16 on a GPU, and the matrices of one shape are orthogonalised together, as one
-batched product, instead of one at a time.
+update, quintic Newton-Schulz coefficients and learning-rate scaling) with two changes:
+the iteration runs in float32 on a CPU and in bfloat16 on a GPU (torch's always runs in
+bfloat16, whose CPU speed depends on the CPU: measured faster than float32 on one with
+bf16 units, and many times slower on CPUs without them), and the matrices of one shape
+are orthogonalised together, as one batched product, instead of one at a time.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # quintic Newton-Schulz (torch.opti
 def orthogonalize(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
     """Approximately the orthogonal factor ``U V^T`` of each matrix of ``g`` ``(N, A, B)``
     (``g = U S V^T``), by ``steps`` quintic Newton-Schulz iterations; the singular
-    values come out near 1 (roughly 0.7 to 1.2), not exactly 1, which is what Muon uses.
+    values come out near 1 (roughly 0.68 to 1.14), not exactly 1, which is what Muon uses.
     """
     a, b, c = NS_COEFFICIENTS
     dtype = torch.bfloat16 if g.is_cuda else torch.float32
