@@ -185,13 +185,15 @@ def test_rollout_three_times_the_training_window_is_finite() -> None:
     assert out.shape == (2, 48, 4, 3) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("softcap", [50.0, 0.0])
-def test_kv_cached_step_equals_the_full_forward(softcap: float) -> None:
+@pytest.mark.parametrize(
+    ("softcap", "predict"), [(50.0, "clean"), (0.0, "clean"), (50.0, "residual")]
+)
+def test_kv_cached_step_equals_the_full_forward(softcap: float, predict: str) -> None:
     """KV cache: committing frames 0..T-2 then stepping frame T-1 == forward on all T."""
     from dataclasses import replace
 
     torch.manual_seed(0)
-    m = Dynamics(replace(CFG, softcap=softcap)).eval()
+    m = Dynamics(replace(CFG, softcap=softcap, predict=predict)).eval()
     z, tau, d, a = _inputs(t=6)
     with torch.no_grad():
         full = m(z, tau, d, a)
@@ -208,8 +210,12 @@ def test_kv_cached_step_equals_the_full_forward(softcap: float) -> None:
     assert cache.t == 5 and all(len(c) == 5 for c in cache.layers)  # not committed
 
 
-def test_cached_rollout_equals_recomputing_rollout_within_the_window() -> None:
-    m = _model()
+@pytest.mark.parametrize("predict", ["clean", "residual"])
+def test_cached_rollout_equals_recomputing_rollout_within_the_window(predict: str) -> None:
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    m = Dynamics(replace(CFG, predict=predict)).eval()
     ctx, acts = torch.randn(2, 3, 4, 3), torch.randn(2, 3 + 5, 2)
     kw = dict(horizon=5, steps=4, tau_ctx=0.9, window=8, context_d=1 / 8)
     cached = rollout(m, ctx, acts, generator=torch.Generator().manual_seed(3), **kw)
@@ -234,6 +240,43 @@ def test_teacher_forcing_sees_the_truth_and_matches_both_paths() -> None:
     assert torch.allclose(forced[:, 0], free[:, 0], atol=1e-5)  # frame 1 sees no prediction
     assert not torch.allclose(forced[:, 1:], free[:, 1:], atol=1e-3)
     assert torch.allclose(run(truth=other, kv_cache=False), forced, atol=1e-4)
+
+
+def test_residual_prediction_starts_from_the_previous_frame() -> None:
+    """predict = residual: with the network's output zeroed, each frame's prediction is the
+    previous frame's input times the gain at its signal level (the level itself at
+    initialisation): clean in, the same latents out; the first frame and isolated samples
+    start from zero. A tiled KV cache gives every copy the same residual base."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    m = Dynamics(replace(CFG, predict="residual")).eval()
+    torch.nn.init.zeros_(m.out.weight)
+    torch.nn.init.zeros_(m.out.bias)
+    z, tau, d, a = _inputs(t=4)
+    tau[:, 1] = 1.0  # a clean frame 1: frame 2 predicts exactly it
+    with torch.no_grad():
+        out = m(z, tau, d, a)
+        assert torch.equal(out[:, 0], torch.zeros_like(out[:, 0]))
+        assert torch.allclose(out[:, 2], z[:, 1])
+        assert torch.allclose(out[:, 3], tau[:, 2, None, None] * z[:, 2], atol=1e-6)
+        iso = m(z, tau, d, a, isolated=torch.tensor([True, False]))
+        assert torch.equal(iso[0], torch.zeros_like(iso[0])) and torch.equal(iso[1], out[1])
+        cache = m.new_kv_cache(window=4)
+        m.kv_cached_step(
+            cache, z=z[:1, 1], tau=tau[:1, 1], d=d[:1, 1], action=a[:1, 1], commit=True
+        )
+        tiled = cache.repeated(3)
+        nxt = m.kv_cached_step(
+            tiled,
+            z=z[:1, 2].repeat(3, 1, 1),
+            tau=tau[:1, 2].repeat(3),
+            d=d[:1, 2].repeat(3),
+            action=a[:1, 2].repeat(3, 1),
+            commit=False,
+        )
+    assert torch.allclose(nxt, z[:1, 1].expand(3, -1, -1))
+    assert cache.last_z.shape[0] == 1  # the original is left as it is
 
 
 def test_cached_rollout_keeps_a_bounded_window() -> None:

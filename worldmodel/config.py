@@ -349,6 +349,14 @@ class DynamicsParams(_Section):
         description="Causal time attention every this many layers (space attention in all others).",
     )
     softcap: float = Field(50.0, ge=0, description="Attention logit soft-cap (0 = off).")
+    predict: Literal["clean", "residual"] = Field(
+        "clean",
+        description=(
+            "What the network outputs: `clean`, the clean latents of each frame; `residual`, "
+            "their difference from the previous frame's input latents times a learned gain "
+            "per signal level, so that a frame that does not change costs the network nothing."
+        ),
+    )
     seq_len: int = Field(8, ge=2, description="Frames per short training window.")
     long_seq_len: int = Field(
         16, ge=2, description="Frames per long window; also the rollout's sliding window."

@@ -53,6 +53,9 @@ class DynamicsConfig:
     depth: int = 4
     time_every: int = 2
     softcap: float = 50.0
+    # "clean": the output is the clean latents; "residual": the output is added to the
+    # previous frame's input latents times a learned gain per signal level (see Dynamics)
+    predict: str = "clean"
 
     @property
     def spatial_tokens(self) -> int:
@@ -65,11 +68,21 @@ class DynamicsKVCache:
 
     layers: list[KVCache] = field(default_factory=list)
     t: int = 0
+    # the newest committed frame's input latents (B, L, C) and signal level (B,), the base
+    # of a residual prediction; None before the first commit
+    last_z: torch.Tensor | None = None
+    last_tau: torch.Tensor | None = None
 
     def repeated(self, n: int) -> DynamicsKVCache:
         """The cache of a batch of one sample tiled to ``n`` samples (e.g. one context shared
         by ``n`` candidate action sequences); this one is left as it is."""
-        return DynamicsKVCache([layer.repeated(n) for layer in self.layers], self.t)
+        tile = lambda x: None if x is None else x.repeat(n, *[1] * (x.dim() - 1))  # noqa: E731
+        return DynamicsKVCache(
+            [layer.repeated(n) for layer in self.layers],
+            self.t,
+            tile(self.last_z),
+            tile(self.last_tau),
+        )
 
 
 class SignalEmbedding(nn.Module):
@@ -94,8 +107,32 @@ class SignalEmbedding(nn.Module):
         return emb + self.d(d_idx)
 
 
+class SkipGain(nn.Module):
+    """A learned scalar per signal level on the ``1/k_max`` grid (interpolated off it),
+    initialised to the level itself: how much of a frame's noisy input latents a residual
+    prediction of the next frame starts from (pure noise: none; clean: all of it)."""
+
+    def __init__(self, k_max: int) -> None:
+        super().__init__()
+        self.k_max = k_max
+        self.gain = nn.Parameter(torch.linspace(0, 1, k_max + 1))
+
+    def forward(self, tau: torch.Tensor) -> torch.Tensor:
+        pos = tau.clamp(0, 1) * self.k_max
+        lo = pos.floor().long().clamp(max=self.k_max - 1)
+        frac = pos - lo
+        return self.gain[lo] * (1 - frac) + self.gain[lo + 1] * frac
+
+
 class Dynamics(nn.Module):
-    """``f(z_tau (B, T, L, C), tau (B, T), d (B, T), actions (B, T, A)) -> z1_hat (B, T, L, C)``."""
+    """``f(z_tau (B, T, L, C), tau (B, T), d (B, T), actions (B, T, A)) -> z1_hat (B, T, L, C)``.
+
+    ``predict = "residual"`` (config): ``z1_hat[t] = g(tau[t-1]) z_tau[t-1] + net(...)[t]``,
+    the previous frame's input latents times a learned gain per signal level
+    (:class:`SkipGain`) plus the network's output, so that "nothing moves" costs the
+    network nothing and its capacity goes to what changes. The first frame of a window,
+    and every frame of an isolated sample, has no previous frame and a base of zero.
+    """
 
     KIND = "dynamics"  # the name stored in its model file (worldmodel/checkpoints.py)
     Config = DynamicsConfig
@@ -118,6 +155,9 @@ class Dynamics(nn.Module):
         self.is_time = [(i + 1) % cfg.time_every == 0 for i in range(cfg.depth)]
         self.norm = RMSNorm(d)
         self.out = nn.Linear(d, cfg.pack * cfg.latent_dim)
+        if cfg.predict not in ("clean", "residual"):
+            raise ValueError(f"predict must be 'clean' or 'residual', not {cfg.predict!r}")
+        self.skip = SkipGain(cfg.k_max) if cfg.predict == "residual" else None
 
     def tokens(
         self, z: torch.Tensor, tau: torch.Tensor, d: torch.Tensor, actions: torch.Tensor
@@ -166,7 +206,14 @@ class Dynamics(nn.Module):
             else:  # tokens of one frame attend to each other
                 x = blk(x.reshape(b * t, n, -1), space_angles).view(b, t, n, -1)
         out = self.out(self.norm(x[:, :, : cfg.spatial_tokens]))
-        return rearrange(out, "b t s (p c) -> b t (s p) c", p=cfg.pack)
+        out = rearrange(out, "b t s (p c) -> b t (s p) c", p=cfg.pack)
+        if self.skip is None:
+            return out
+        base = torch.zeros_like(z)
+        base[:, 1:] = self.skip(tau[:, :-1])[..., None, None] * z[:, :-1]
+        if isolated is not None:
+            base = torch.where(isolated[:, None, None, None], torch.zeros_like(base), base)
+        return out + base
 
     # -- KV cache -----------------------------------------------------------------------
     def new_kv_cache(self, window: int) -> DynamicsKVCache:
@@ -202,7 +249,11 @@ class Dynamics(nn.Module):
                 x = blk(x.reshape(b * n, 1, -1), time_angles, cache=layer).view(b, n, -1)
             else:
                 x = blk(x, space_angles)
+        out = self.out(self.norm(x[:, : cfg.spatial_tokens]))
+        out = rearrange(out, "b s (p c) -> b (s p) c", p=cfg.pack)
+        if self.skip is not None and cache.last_z is not None:
+            out = out + self.skip(cache.last_tau)[:, None, None] * cache.last_z
         if commit:
             cache.t += 1
-        out = self.out(self.norm(x[:, : cfg.spatial_tokens]))
-        return rearrange(out, "b s (p c) -> b (s p) c", p=cfg.pack)
+            cache.last_z, cache.last_tau = z, tau
+        return out

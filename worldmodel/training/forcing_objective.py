@@ -55,6 +55,7 @@ def dynamics_config(
         k_max=p.k_max,
         time_every=p.time_every,
         softcap=p.softcap,
+        predict=p.predict,
         **shape,
     )
 
