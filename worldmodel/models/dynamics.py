@@ -85,6 +85,14 @@ class DynamicsKVCache:
         )
 
 
+def grid_position(tau: torch.Tensor, k_max: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where ``tau`` lies on the grid ``{0, 1/k_max, ..., 1}``: the index of the grid point
+    below it (at most ``k_max - 1``) and the fraction of the way to the next one."""
+    pos = tau.clamp(0, 1) * k_max
+    lo = pos.floor().long().clamp(max=k_max - 1)
+    return lo, pos - lo
+
+
 class SignalEmbedding(nn.Module):
     """Discrete embeddings of ``tau`` on the ``1/k_max`` grid and of ``d`` (``log2 1/d``).
 
@@ -99,9 +107,8 @@ class SignalEmbedding(nn.Module):
         self.d = nn.Embedding(k_max.bit_length(), dim)
 
     def forward(self, tau: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-        pos = tau.clamp(0, 1) * self.k_max
-        lo = pos.floor().long().clamp(max=self.k_max - 1)
-        frac = (pos - lo).unsqueeze(-1)
+        lo, frac = grid_position(tau, self.k_max)
+        frac = frac.unsqueeze(-1)
         emb = self.tau(lo) * (1 - frac) + self.tau(lo + 1) * frac
         d_idx = torch.log2(1.0 / d.clamp(min=1.0 / self.k_max)).round().long()
         return emb + self.d(d_idx)
@@ -118,9 +125,7 @@ class SkipGain(nn.Module):
         self.gain = nn.Parameter(torch.linspace(0, 1, k_max + 1))
 
     def forward(self, tau: torch.Tensor) -> torch.Tensor:
-        pos = tau.clamp(0, 1) * self.k_max
-        lo = pos.floor().long().clamp(max=self.k_max - 1)
-        frac = pos - lo
+        lo, frac = grid_position(tau, self.k_max)
         return self.gain[lo] * (1 - frac) + self.gain[lo + 1] * frac
 
 
