@@ -16,7 +16,9 @@ TOKENIZER_SIZES: dict[str, dict[str, int]] = {
 
 DYNAMICS_SIZES: dict[str, dict[str, int]] = {
     # name: transformer width, query heads, key/value heads, depth
-    "tiny": {"dim": 128, "heads": 4, "kv_heads": 2, "depth": 4},
+    # tiny is 2 deep: at the default budget it matches 4 deep at half the time per step
+    # (docs/results.md, "The default budget: a 2-deep tiny dynamics")
+    "tiny": {"dim": 128, "heads": 4, "kv_heads": 2, "depth": 2},
     "small": {"dim": 256, "heads": 8, "kv_heads": 4, "depth": 8},
     "base": {"dim": 512, "heads": 8, "kv_heads": 4, "depth": 16},
     "large": {"dim": 1024, "heads": 16, "kv_heads": 4, "depth": 24},
