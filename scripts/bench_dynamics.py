@@ -116,7 +116,7 @@ def main() -> None:
             "dynamics": p.model_dump(mode="json"),
         }
         trainer = Trainer(
-            dt.DynamicsObjective(model),
+            dt.DynamicsObjective(model, p.loss_weight),
             make_batch=dt.DynamicsBatches(store, params),
             cfg=p.train,
             ckpt_path=None,

@@ -57,7 +57,7 @@ def run(
             tokenizer=tokenizer_id,
         )
         trainer = Trainer(
-            dt.DynamicsObjective(model),
+            dt.DynamicsObjective(model, p.loss_weight),
             make_batch=dt.DynamicsBatches(store, params),
             cfg=p.train,
             ckpt_path=resume,

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel.forcing import interpolate, ramp_weight, sample_tau_d, shortcut_loss, step_sizes
+from worldmodel.forcing import (
+    LOSS_WEIGHTS,
+    interpolate,
+    ramp_weight,
+    sample_tau_d,
+    shortcut_loss,
+    step_sizes,
+)
 from worldmodel.models.dynamics import Dynamics, DynamicsConfig
 from worldmodel.sampler import rollout, sample_frame
 
@@ -94,6 +101,36 @@ def test_shortcut_loss_golden_values() -> None:
     assert terms.flow.item() == pytest.approx(flow, rel=1e-5)
     assert terms.bootstrap.item() == pytest.approx(boot, rel=1e-5)
     assert terms.total.item() == pytest.approx((flow + boot) / 2, rel=1e-5)  # mean over frames
+
+
+def test_uniform_loss_weight_drops_the_ramp_from_both_losses() -> None:
+    """``dynamics.loss_weight: uniform``: the golden values above without the ramp factor."""
+    z1 = torch.tensor([[[[0.5, -1.0]], [[1.0, 0.0]]]])
+    z0 = torch.tensor([[[[0.2, 0.4]], [[-0.6, 0.8]]]])
+    tau = torch.tensor([[0.25, 0.5]])
+    d = torch.tensor([[0.125, 0.5]])
+    a = torch.tensor([[[1.0, 0.0], [-1.0, 2.0]]])
+    kw = dict(z1=z1, z0=z0, tau=tau, d=d, actions=a, k_max=8)
+    ramp = shortcut_loss(_toy_f, **kw)
+    flat = shortcut_loss(_toy_f, **kw, weight=LOSS_WEIGHTS["uniform"])
+    assert flat.flow.item() == pytest.approx(ramp.flow.item() / (0.9 * 0.25 + 0.1), rel=1e-6)
+    assert flat.bootstrap.item() == pytest.approx(
+        ramp.bootstrap.item() / (0.9 * 0.5 + 0.1), rel=1e-6
+    )
+    assert shortcut_loss(_toy_f, **kw, weight=LOSS_WEIGHTS["ramp"]).total.item() == pytest.approx(
+        ramp.total.item()
+    )
+
+
+def test_the_objective_takes_its_loss_weight_from_the_params() -> None:
+    from worldmodel.config import parse_params
+    from worldmodel.training.forcing_objective import DynamicsObjective
+
+    p = parse_params({"dynamics": {"loss_weight": "uniform"}}).dynamics
+    assert DynamicsObjective(_model(), p.loss_weight).weight is LOSS_WEIGHTS["uniform"]
+    assert DynamicsObjective(_model()).weight is LOSS_WEIGHTS["ramp"]  # the default
+    with pytest.raises(Exception, match="loss_weight"):
+        parse_params({"dynamics": {"loss_weight": "flat"}})
 
 
 def test_bootstrap_target_has_no_gradient() -> None:

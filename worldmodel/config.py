@@ -357,6 +357,15 @@ class DynamicsParams(_Section):
             "per signal level, so that a frame that does not change costs the network nothing."
         ),
     )
+    loss_weight: Literal["ramp", "uniform"] = Field(
+        "ramp",
+        description=(
+            "Weight of a frame's loss by its signal level: `ramp`, `0.9 tau + 0.1` (DreamerV4: "
+            "a frame drawn from pure noise counts a tenth of a clean one); `uniform`, every "
+            "level alike, so the prediction from noise, where only the past and the actions "
+            "tell the next frame, counts as much as denoising a nearly clean one."
+        ),
+    )
     seq_len: int = Field(8, ge=2, description="Frames per short training window.")
     long_seq_len: int = Field(
         16, ge=2, description="Frames per long window; also the rollout's sliding window."

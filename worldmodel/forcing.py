@@ -39,6 +39,17 @@ def ramp_weight(tau: torch.Tensor) -> torch.Tensor:
     return 0.9 * tau + 0.1
 
 
+def uniform_weight(tau: torch.Tensor) -> torch.Tensor:
+    """``w(tau) = 1``: every signal level weighs alike (``dynamics.loss_weight: uniform``)."""
+    return torch.ones_like(tau)
+
+
+LOSS_WEIGHTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "ramp": ramp_weight,
+    "uniform": uniform_weight,
+}
+
+
 def interpolate(z0: torch.Tensor, z1: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
     """``z_tau = (1 - tau) z0 + tau z1`` with ``tau`` broadcast over trailing latent dims."""
     t = tau.reshape(*tau.shape, *([1] * (z1.dim() - tau.dim())))
@@ -104,13 +115,15 @@ def shortcut_loss(
     actions: torch.Tensor,
     k_max: int,
     isolated: torch.Tensor | None = None,
+    weight: Callable[[torch.Tensor], torch.Tensor] = ramp_weight,
 ) -> ShortcutTerms:
     """Flow loss on ``d == d_min`` frames and bootstrap loss on the others (docs/forcing.md).
 
     Shapes: ``z1, z0 (B, T, S, C)``; ``tau, d (B, T)``; ``actions (B, T, A)``. Teacher
     passes (two half steps of the same network, no gradient) run only on samples that
     contain a bootstrap frame. ``isolated (B,)``, when given, is passed on to ``f`` as
-    ``f(..., isolated=...)`` (single-frame samples, see ``Dynamics.forward``).
+    ``f(..., isolated=...)`` (single-frame samples, see ``Dynamics.forward``). ``weight``:
+    each frame's loss weight by its signal level (``LOSS_WEIGHTS``; the ramp by default).
     """
     d_min = 1.0 / k_max
 
@@ -121,7 +134,7 @@ def shortcut_loss(
 
     z_tau = interpolate(z0, z1, tau)
     z1_hat = call(z_tau, tau, d, actions)
-    w = ramp_weight(tau)  # (B, T)
+    w = weight(tau)  # (B, T)
     sq = (z1_hat - z1).pow(2).flatten(2).mean(-1)  # (B, T)
     is_flow = d <= d_min + 1e-9
     frame_loss = torch.where(is_flow, w * sq, torch.zeros_like(sq))  # (B, T)
@@ -143,7 +156,7 @@ def shortcut_loss(
         v_hat = (z1_hat[rows] - zb) / one(1 - tb)
         err = (v_hat - target).pow(2).flatten(2).mean(-1)  # (Bb, T)
         boot_frames = ~is_flow[rows]
-        boot_loss = ramp_weight(tb) * (1 - tb) ** 2 * err  # (Bb, T)
+        boot_loss = weight(tb) * (1 - tb) ** 2 * err  # (Bb, T)
         boot = boot_loss[boot_frames].mean()
         frame_loss = frame_loss.clone()
         frame_loss[rows] = torch.where(boot_frames, boot_loss, frame_loss[rows])

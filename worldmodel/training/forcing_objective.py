@@ -22,7 +22,7 @@ from torch import nn
 from worldmodel.config import DynamicsParams, Params
 from worldmodel.data.latents import LatentStore
 from worldmodel.data.windows import LatentWindows
-from worldmodel.forcing import sample_tau_d, shortcut_loss
+from worldmodel.forcing import LOSS_WEIGHTS, sample_tau_d, shortcut_loss
 from worldmodel.metrics import latent_gain_db
 from worldmodel.models.dynamics import PRESETS, Dynamics, DynamicsConfig
 from worldmodel.sampler import rollout
@@ -118,9 +118,10 @@ class DynamicsBatches:
 class DynamicsObjective(nn.Module):
     """Shortcut-forcing loss of a :class:`Dynamics` model (one term; flow/bootstrap parts logged)."""
 
-    def __init__(self, model: Dynamics) -> None:
+    def __init__(self, model: Dynamics, loss_weight: str = "ramp") -> None:
         super().__init__()
         self.model = model
+        self.weight = LOSS_WEIGHTS[loss_weight]
 
     def forward(self, b: DynamicsBatch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         res = shortcut_loss(
@@ -132,6 +133,7 @@ class DynamicsObjective(nn.Module):
             actions=b.actions,
             k_max=self.model.cfg.k_max,
             isolated=b.isolated,
+            weight=self.weight,
         )
         terms = {"shortcut": res.total}
         logs = {"per_sample": res.per_sample, "window_frames": torch.tensor(float(b.z1.shape[1]))}
