@@ -77,13 +77,21 @@ def _toy_f(z, tau, d, a):
     return 0.5 * z + 0.3 * tau[..., None, None] - 0.2 * d[..., None, None] + 0.1 * a[..., :1, None]
 
 
+def _golden_batch() -> dict[str, torch.Tensor]:
+    """A two-frame batch: frame 0 gets the flow loss (d_min), frame 1 the bootstrap loss."""
+    return {
+        "z1": torch.tensor([[[[0.5, -1.0]], [[1.0, 0.0]]]]),  # (B=1, T=2, L=1, C=2)
+        "z0": torch.tensor([[[[0.2, 0.4]], [[-0.6, 0.8]]]]),
+        "tau": torch.tensor([[0.25, 0.5]]),
+        "d": torch.tensor([[0.125, 0.5]]),
+        "actions": torch.tensor([[[1.0, 0.0], [-1.0, 2.0]]]),
+    }
+
+
 def test_shortcut_loss_golden_values() -> None:
-    z1 = torch.tensor([[[[0.5, -1.0]], [[1.0, 0.0]]]])  # (B=1, T=2, L=1, C=2)
-    z0 = torch.tensor([[[[0.2, 0.4]], [[-0.6, 0.8]]]])
-    tau = torch.tensor([[0.25, 0.5]])
-    d = torch.tensor([[0.125, 0.5]])  # frame 0: d_min (flow); frame 1: bootstrap
-    a = torch.tensor([[[1.0, 0.0], [-1.0, 2.0]]])
-    terms = shortcut_loss(_toy_f, z1=z1, z0=z0, tau=tau, d=d, actions=a, k_max=8)
+    batch = _golden_batch()
+    z1, z0, a = batch["z1"], batch["z0"], batch["actions"]
+    terms = shortcut_loss(_toy_f, **batch, k_max=8)
 
     # Straightforward recomputation with plain numpy, frame by frame (docs/forcing.md formulas).
     def f(z, t, dd, act):
@@ -105,12 +113,7 @@ def test_shortcut_loss_golden_values() -> None:
 
 def test_uniform_loss_weight_drops_the_ramp_from_both_losses() -> None:
     """``dynamics.loss_weight: uniform``: the golden values above without the ramp factor."""
-    z1 = torch.tensor([[[[0.5, -1.0]], [[1.0, 0.0]]]])
-    z0 = torch.tensor([[[[0.2, 0.4]], [[-0.6, 0.8]]]])
-    tau = torch.tensor([[0.25, 0.5]])
-    d = torch.tensor([[0.125, 0.5]])
-    a = torch.tensor([[[1.0, 0.0], [-1.0, 2.0]]])
-    kw = dict(z1=z1, z0=z0, tau=tau, d=d, actions=a, k_max=8)
+    kw = dict(_golden_batch(), k_max=8)
     ramp = shortcut_loss(_toy_f, **kw)
     flat = shortcut_loss(_toy_f, **kw, weight=LOSS_WEIGHTS["uniform"])
     assert flat.flow.item() == pytest.approx(ramp.flow.item() / (0.9 * 0.25 + 0.1), rel=1e-6)
