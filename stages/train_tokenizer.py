@@ -49,6 +49,15 @@ def run(
         cfg = tt.tokenizer_config(p, train_clips.store.image_size)
         lpips = load_lpips(p.lpips_net)  # metrics need it even when the loss term is off
         model = Tokenizer(cfg)
+
+        def finish(final: Tokenizer, train_clips: FrameClips, val_clips: FrameClips) -> Any:
+            # the latent map (tokenizer.latent_norm) is fitted on train frames before the
+            # held-out check; the check's reconstructions do not depend on it
+            norm = tt.calibrate_latent_norm(final, train_clips, device)
+            if tracker is not None and norm:
+                tracker.set_tag("latent_scale", " ".join(f"{s:.3f}" for s in norm["latent_scale"]))
+            return tt.final_check(final, val_clips=val_clips, p=p, device=device, lpips=lpips)
+
         if tracker is not None:
             tracker.set_tag("lpips", "available" if lpips is not None else "unavailable")
         trainer = Trainer(
@@ -70,9 +79,7 @@ def run(
             describe=f"{p.size}, {p.train.steps} steps of {p.train.batch_size} clips x {p.clip_frames} "
             "frames" + ("; LPIPS unavailable" if lpips is None else ""),
             outputs=TrainingOutputs(out_dir, metrics, curve, resume),
-            finish=lambda final: tt.final_check(
-                final, val_clips=val_clips, p=p, device=device, lpips=lpips
-            ),
+            finish=lambda final: finish(final, train_clips, val_clips),
             final_losses={"final_loss_mse": "loss/mse", "final_loss_lpips": "loss/lpips"},
             inputs={"episodes": episodes},
         )

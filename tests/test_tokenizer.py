@@ -14,6 +14,7 @@ from worldmodel.config import parse_params
 from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig, block_causal_attention
 from worldmodel.training.mae_objective import (
     TokenizerBatch,
+    calibrate_latent_norm,
     hard_pixel_error,
     loss_weights,
     mask_max_at,
@@ -85,6 +86,63 @@ def test_bottleneck_is_bounded() -> None:
     z = _model().encode(torch.rand(4, 2, 16, 16, 3) * 10)
     assert z.shape == (4, 2, 4, 6)
     assert (z.abs() < 1).all()
+
+
+def test_latent_map_is_undone_by_decode() -> None:
+    """With a fitted map, encode gives ``(tanh - shift) / scale`` and decode undoes it, so
+    reconstructions are those of the same weights without a map."""
+    from dataclasses import replace
+
+    plain = _model()
+    mapped = Tokenizer(replace(CFG, latent_norm="channel")).eval()
+    state = plain.state_dict()
+    state.update(
+        {"latent_shift": torch.linspace(-0.5, 0.5, 6), "latent_scale": torch.linspace(0.2, 0.4, 6)}
+    )
+    mapped.load_state_dict(state)
+    x = torch.rand(2, 2, 16, 16, 3)
+    with torch.no_grad():
+        raw, z = plain.encode(x), mapped.encode(x)
+        assert torch.allclose(z, (raw - mapped.latent_shift) / mapped.latent_scale, atol=1e-5)
+        assert not torch.allclose(z, raw, atol=1e-2)
+        assert torch.allclose(mapped.decode(z), plain.decode(raw), atol=1e-5)
+    assert "latent_shift" not in plain.state_dict()  # none: no buffers, older files load
+    with pytest.raises(ValueError, match="latent_norm"):
+        Tokenizer(replace(CFG, latent_norm="std"))
+
+
+@pytest.mark.parametrize("kind", ["channel", "motion"])
+def test_calibrated_latents_have_unit_scale(synthetic_store: Path, kind: str) -> None:
+    """Fitted on train episodes, the map centres every channel and gives it unit standard
+    deviation (``channel``) or a unit standard deviation of its frame-to-frame change
+    (``motion``)."""
+    from dataclasses import replace
+
+    from worldmodel.data.windows import FrameClips
+
+    clips = FrameClips(synthetic_store, "train", 1)
+    cfg = replace(CFG, image_size=clips.store.image_size, patch_size=8, latent_norm=kind)
+    torch.manual_seed(0)
+    model = Tokenizer(cfg).eval()
+    fitted = calibrate_latent_norm(model, clips, torch.device("cpu"))
+    assert len(fitted["latent_scale"]) == cfg.latent_dim
+    zs = [
+        torch.from_numpy(
+            encode_episode(model, clips.store.read(int(e)).frames, 1, torch.device("cpu"))
+        )
+        for e in clips.episodes
+    ]
+    flat = torch.cat([z.reshape(-1, cfg.latent_dim) for z in zs])
+    assert flat.mean(0).abs().max() < 1e-3
+    if kind == "channel":
+        spread = flat.std(0)
+    else:
+        spread = torch.cat([(z[1:] - z[:-1]).reshape(-1, cfg.latent_dim) for z in zs]).std(0)
+    assert torch.allclose(spread, torch.ones(cfg.latent_dim), atol=1e-3)
+    # a refit starts from the identity: the same values again
+    refit = calibrate_latent_norm(model, clips, torch.device("cpu"))
+    assert refit["latent_scale"] == pytest.approx(fitted["latent_scale"], rel=1e-5)
+    assert calibrate_latent_norm(_model(), clips, torch.device("cpu")) == {}  # none: no-op
 
 
 def test_mask_fraction_statistics() -> None:

@@ -296,6 +296,16 @@ class TokenizerParams(_Section):
         le=1,
         description="Fraction of each frame's pixels the hard-pixel term averages.",
     )
+    latent_norm: Literal["none", "channel", "motion"] = Field(
+        "none",
+        description=(
+            "Affine map of each latent channel, fitted on train frames after training and "
+            "stored with the tokenizer (encode applies it, decode undoes it), so the "
+            "dynamics' noise meets latents of a known scale: `none` (the tanh output, "
+            "std about 0.3), `channel` (zero mean, unit std per channel) or `motion` "
+            "(zero mean, unit std of each channel's frame-to-frame change)."
+        ),
+    )
     eval_clips: int = Field(64, gt=0, description="Held-out clips for the final metrics.")
 
     @field_validator("size")

@@ -6,7 +6,8 @@ Encoder (tokens ``[patches, latents]`` per frame, frames in order):
   - a patch attends only to patches of its own frame;
   - a latent attends to patches and latents of its own and earlier frames.
 Bottleneck: latent outputs -> linear to ``latent_dim`` channels -> ``tanh``, so
-``z`` is ``(B, T, L, latent_dim)`` in (-1, 1).
+``z`` is ``(B, T, L, latent_dim)`` in (-1, 1); with ``latent_norm`` a per-channel affine
+map fitted after training follows (``(tanh - shift) / scale``), which decode undoes.
 Decoder (tokens ``[patch queries, latents]`` per frame):
   - a patch query attends to its own frame's patch queries and to latents of its own and
     earlier frames;
@@ -43,6 +44,9 @@ class TokenizerConfig:
     enc_depth: int = 3
     dec_depth: int = 3
     spatial_prior: bool = True
+    # "none" | "channel" | "motion": latents leave encode() as (tanh(.) - shift) / scale per
+    # channel, the buffers fitted after training (mae_objective.calibrate_latent_norm)
+    latent_norm: str = "none"
 
     @property
     def latent_grid(self) -> int:
@@ -117,6 +121,13 @@ class Tokenizer(nn.Module):
             # flows where; the prior only removes the long "mean image" plateau at the start.
             self.pool_in = nn.Linear(d, d)
             self.unpool = nn.Linear(d, d)
+        if cfg.latent_norm not in ("none", "channel", "motion"):
+            raise ValueError(
+                f"latent_norm must be none, channel or motion, not {cfg.latent_norm!r}"
+            )
+        if cfg.latent_norm != "none":  # identity until fitted; saved with the weights
+            self.register_buffer("latent_shift", torch.zeros(cfg.latent_dim))
+            self.register_buffer("latent_scale", torch.ones(cfg.latent_dim))
 
     def _layout(
         self, t: int, device: torch.device
@@ -179,13 +190,18 @@ class Tokenizer(nn.Module):
         for blk in self.encoder:
             tokens = blk(tokens, angles, enc_allowed)
         tokens = self.enc_norm(tokens).view(b, t, p + n_lat, cfg.dim)[:, :, p:]  # (B, T, L, D)
-        return torch.tanh(self.to_latent(tokens))
+        z = torch.tanh(self.to_latent(tokens))
+        if self.cfg.latent_norm != "none":
+            z = (z - self.latent_shift) / self.latent_scale
+        return z
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Frames ``(B, T, H, W, 3)`` (unclamped, ~[0, 1]) from latents ``(B, T, L, C)``."""
         b, t = z.shape[:2]
         cfg = self.cfg
         p, n_lat = cfg.num_patches, cfg.latent_tokens
+        if cfg.latent_norm != "none":
+            z = z * self.latent_scale + self.latent_shift
         lat = self.from_latent(z) + self.dec_latent_pos  # (B, T, L, D)
         queries = self.dec_queries.expand(b, t, p, cfg.dim)
         if cfg.latent_grid:

@@ -33,6 +33,7 @@ def tokenizer_config(p: TokenizerParams, image_size: int) -> TokenizerConfig:
         patch_size=p.patch_size,
         latent_tokens=p.latent_tokens,
         latent_dim=p.latent_dim,
+        latent_norm=p.latent_norm,
         **PRESETS[p.size],
     )
 
@@ -218,6 +219,43 @@ def sample_grid(
         ["input (val)", "50% masked", "recon of masked", "recon of input"],
         title=f"Tokenizer samples: {n} val clips, last frame of each",
     )
+
+
+@torch.no_grad()
+def calibrate_latent_norm(
+    model: Tokenizer, clips: FrameClips, device: torch.device, max_episodes: int = 16
+) -> dict[str, list[float]]:
+    """Fit ``model``'s per-channel latent map (``cfg.latent_norm``) on train episodes.
+
+    Encodes up to ``max_episodes`` whole episodes of ``clips`` (evenly spaced over the
+    split, each frame with its causal context, as ``tokenize`` will) with the map reset to
+    the identity, then sets ``latent_shift`` to each channel's mean and ``latent_scale`` to
+    its standard deviation (``channel``) or to that of its change between consecutive
+    frames of an episode (``motion``). A no-op for ``none``. Returns the fitted values.
+    """
+    from worldmodel.codec import encode_episode
+
+    kind = model.cfg.latent_norm
+    if kind == "none":
+        return {}
+    model.latent_shift.zero_()
+    model.latent_scale.fill_(1.0)
+    eps = clips.episodes[np.linspace(0, len(clips.episodes) - 1, max_episodes).round().astype(int)]
+    zs = [
+        torch.from_numpy(encode_episode(model, clips.store.read(int(e)).frames, clips.clip, device))
+        for e in np.unique(eps)
+    ]
+    flat = torch.cat([z.reshape(-1, z.shape[-1]) for z in zs]).double()
+    shift = flat.mean(0)
+    if kind == "channel":
+        scale = flat.std(0)
+    else:
+        steps = torch.cat([(z[1:] - z[:-1]).reshape(-1, z.shape[-1]) for z in zs]).double()
+        scale = steps.std(0)
+    scale = scale.clamp_min(1e-3)
+    model.latent_shift.copy_(shift.float())
+    model.latent_scale.copy_(scale.float())
+    return {"latent_shift": shift.float().tolist(), "latent_scale": scale.float().tolist()}
 
 
 def final_check(
