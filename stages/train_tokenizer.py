@@ -50,7 +50,7 @@ def run(
         lpips = load_lpips(p.lpips_net)  # metrics need it even when the loss term is off
         model = Tokenizer(cfg)
 
-        def finish(final: Tokenizer, train_clips: FrameClips, val_clips: FrameClips) -> Any:
+        def finish(final: Tokenizer) -> Any:
             # the latent map (tokenizer.latent_norm) is fitted on train frames before the
             # held-out check; the check's reconstructions do not depend on it
             norm = tt.calibrate_latent_norm(final, train_clips, device)
@@ -79,7 +79,7 @@ def run(
             describe=f"{p.size}, {p.train.steps} steps of {p.train.batch_size} clips x {p.clip_frames} "
             "frames" + ("; LPIPS unavailable" if lpips is None else ""),
             outputs=TrainingOutputs(out_dir, metrics, curve, resume),
-            finish=lambda final: finish(final, train_clips, val_clips),
+            finish=finish,
             final_losses={"final_loss_mse": "loss/mse", "final_loss_lpips": "loss/lpips"},
             inputs={"episodes": episodes},
         )
