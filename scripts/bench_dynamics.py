@@ -26,6 +26,12 @@ headline numbers, computed by the same code:
 - latent MSE at the last horizon for the model, shuffled actions and repeat-last;
 - with ``--sweep``, after training: PSNR and sharpness (high-frequency energy over the
   ground truth's) of the last horizon's frame for K = 1, ``evaluate.steps`` and k_max;
+- with ``--pixel-anatomy``: where the PSNR is lost, on the pixels that move (those of a
+  true frame that differ from the last context frame) and on those that stay still, for the
+  model's rollout, repeat-last (the true last frame, the evaluate stage's baseline),
+  repeat-last as the tokenizer draws it (its reconstruction of the last context frame, a
+  baseline that pays the tokenizer's price as the model does) and the tokenizer ceiling,
+  with each one's share of its squared error that falls on the moving pixels;
 - with ``--error-anatomy``: the one-step (teacher-forced) PSNR next to the PSNR of the true
   latents plus the model's own error at half and a quarter of its size, and plus i.i.d.
   noise of the same MSE: whether the loss comes from the error's size or its direction.
@@ -82,6 +88,13 @@ def main() -> None:
         "scaled by 0.5 and 0.25, and plus i.i.d. noise of the same MSE",
     )
     ap.add_argument(
+        "--pixel-anatomy",
+        action="store_true",
+        help="after training, the PSNR at h1, h4 and the last horizon on the pixels that move "
+        "and on those that stay still, for the model, repeat-last, repeat-last as the "
+        "tokenizer draws it and the tokenizer ceiling",
+    )
+    ap.add_argument(
         "--sweep",
         action="store_true",
         help="after training, PSNR and sharpness at the last horizon for K = 1, 4 and k_max",
@@ -96,7 +109,7 @@ def main() -> None:
     from worldmodel.data.windows import spread_windows
     from worldmodel.evaluation.evaluate_store import Evaluator
     from worldmodel.evaluation.summary import action_and_gain, per_window
-    from worldmodel.metrics import psnr, sharpness_ratio
+    from worldmodel.metrics import moving_pixels, psnr, region_psnr, sharpness_ratio
     from worldmodel.models.dynamics import Dynamics
     from worldmodel.models.tokenizer import Tokenizer
     from worldmodel.runtime import setup_process
@@ -236,6 +249,35 @@ def main() -> None:
             last = float(psnr(pix[:, -1], target[:, -1]).mean())
             sharp = sharpness_ratio(pix[:, -1], target[:, -1])
             print(f"{k}\t{last:.2f}\t{sharp:.3f}\t{took:.1f}", flush=True)
+    if args.pixel_anatomy:
+        # repeat-last copies the true frame, exact wherever nothing moves; the model draws
+        # every pixel through the tokenizer's decoder. Split each method's error into the
+        # pixels that move and those that stay still, and add the copy drawn by the decoder.
+        zp = ev.roll(z, a, h, e.steps)
+        drawn = ev.decode(torch.cat([z[:, :c], zp], 1), start=c - 1)  # (N, 1 + H, ...)
+        ceiling = ev.decode(z, start=c - 1)
+        moving = moving_pixels(target, frames[:, c - 1 : c])  # (N, H, S, S)
+        methods = {
+            "model": drawn[:, 1:],
+            "repeat-last": frames[:, c - 1 : c].expand_as(target),
+            "repeat-last drawn by the tokenizer": ceiling[:, :1].expand_as(target),
+            "tokenizer ceiling": ceiling[:, 1:],
+        }
+        print(
+            "method\thorizon\tmoving_fraction\tpsnr\tpsnr_moving\tpsnr_still\tmoving_share_of_error"
+        )
+        for name, pred in methods.items():
+            for k in sorted({1, min(4, h), h}):
+                pk, tk, mk = pred[:, k - 1].clamp(0, 1), target[:, k - 1], moving[:, k - 1]
+                se = (pk - tk).pow(2).mean(-1)  # (N, S, S)
+                share = float((se * mk).sum() / se.sum().clamp_min(1e-12))
+                print(
+                    f"{name}\t{k}\t{float(mk.float().mean()):.4f}\t"
+                    f"{float(psnr(pk, tk).mean()):.2f}\t"
+                    f"{float(region_psnr(pk, tk, mk).mean()):.2f}\t"
+                    f"{float(region_psnr(pk, tk, ~mk).mean()):.2f}\t{share:.3f}",
+                    flush=True,
+                )
     if args.error_anatomy:
         # one-step predictions from the true past: how much of their PSNR loss is the size
         # of the latent error, and how much its direction (what the decoder draws)

@@ -367,6 +367,25 @@ def test_bench_dynamics_reports_the_targets(
         k: v for k, v in again.items() if k not in skip
     }
 
+    # --pixel-anatomy: each method's PSNR on the pixels that move and on those that stay
+    # still, at h1 and the last horizon (here 4); the model's row is the scored rollout
+    monkeypatch.setattr(sys, "argv", ["b", *args, "--model", str(saved), "--pixel-anatomy"])
+    bench.main()
+    out = [ln.split("\t") for ln in capsys.readouterr().out.splitlines()]
+    at = out.index(
+        ["method", "horizon", "moving_fraction", "psnr", "psnr_moving", "psnr_still"]
+        + ["moving_share_of_error"]
+    )
+    table = {(r[0], int(r[1])): [float(x) for x in r[2:]] for r in out[at + 1 :]}
+    methods = ("model", "repeat-last", "repeat-last drawn by the tokenizer", "tokenizer ceiling")
+    assert set(table) == {(m, k) for m in methods for k in (1, 4)}
+    for (_, k), (fraction, _, _, _, share) in table.items():
+        assert fraction == table["model", k][0]  # one mask of moving pixels for every method
+        assert 0 <= fraction <= 1 and 0 <= share <= 1
+    assert table["model", 1][1] == pytest.approx(float(again["psnr_h1"]), abs=0.011)
+    # the copy of the true frame is exact where nothing moves; the tokenizer's copy is not
+    assert table["repeat-last", 1][3] > table["repeat-last drawn by the tokenizer", 1][3]
+
 
 @pytest.mark.slow
 def test_bench_tokenizer_and_action_effect_run(
