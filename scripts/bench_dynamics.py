@@ -31,7 +31,12 @@ headline numbers, computed by the same code:
   model's rollout, repeat-last (the true last frame, the evaluate stage's baseline),
   repeat-last as the tokenizer draws it (its reconstruction of the last context frame, a
   baseline that pays the tokenizer's price as the model does) and the tokenizer ceiling,
-  with each one's share of its squared error that falls on the moving pixels;
+  with each one's share of its squared error that falls on the moving pixels; with a
+  tokenizer's spatial prior (each latent starts from one square region of the frame), the
+  latent error of the model and of repeat-last in the regions where something moves and
+  in those where nothing does, and the h1 PSNR with the model's still regions' latents
+  copied from the last context frame (chosen by the true moving pixels: a bound on what
+  keeping still regions still would give, not a method);
 - with ``--error-anatomy``: the one-step (teacher-forced) PSNR next to the PSNR of the true
   latents plus the model's own error at half and a quarter of its size, and plus i.i.d.
   noise of the same MSE: whether the loss comes from the error's size or its direction.
@@ -278,6 +283,34 @@ def main() -> None:
                     f"{float(region_psnr(pk, tk, ~mk).mean()):.2f}\t{share:.3f}",
                     flush=True,
                 )
+        side = tok.cfg.latent_grid
+        if side:
+            # with the spatial prior each latent starts from one square region of the
+            # frame: split the latent error into regions where something moves and regions
+            # where nothing does, and copy the still regions' latents from the last context
+            # frame (the true moving pixels choose them: a bound, not a method)
+            r = target.shape[2] // side
+            still = ~moving.view(*moving.shape[:2], side, r, side, r).any(5).any(3)
+            still = still.flatten(2)  # (N, H, L)
+            print("latents\thorizon\tstill_region_fraction\tmse_still\tmse_moving")
+            for name, zz in (("model", zp), ("repeat-last", z[:, c - 1 : c].expand_as(z_true))):
+                for k in sorted({1, min(4, h), h}):
+                    se, sk = (zz[:, k - 1] - z_true[:, k - 1]).pow(2).mean(-1), still[:, k - 1]
+                    print(
+                        f"{name}\t{k}\t{float(sk.float().mean()):.3f}\t"
+                        f"{float(se[sk].mean()):.4f}\t{float(se[~sk].mean()):.4f}",
+                        flush=True,
+                    )
+            copied = torch.where(still[:, 0, :, None], z[:, c - 1], zp[:, 0])
+            pix = ev.decode(torch.cat([z[:, :c], copied[:, None]], 1), start=c)[:, 0].clamp(0, 1)
+            t1, m1 = target[:, 0], moving[:, 0]
+            print(
+                "h1, the model's still regions copied from the last frame: psnr "
+                f"{float(psnr(pix, t1).mean()):.2f}\tpsnr_moving "
+                f"{float(region_psnr(pix, t1, m1).mean()):.2f}\tpsnr_still "
+                f"{float(region_psnr(pix, t1, ~m1).mean()):.2f}",
+                flush=True,
+            )
     if args.error_anatomy:
         # one-step predictions from the true past: how much of their PSNR loss is the size
         # of the latent error, and how much its direction (what the decoder draws)

@@ -376,7 +376,8 @@ def test_bench_dynamics_reports_the_targets(
         ["method", "horizon", "moving_fraction", "psnr", "psnr_moving", "psnr_still"]
         + ["moving_share_of_error"]
     )
-    table = {(r[0], int(r[1])): [float(x) for x in r[2:]] for r in out[at + 1 :]}
+    end = next((i for i, r in enumerate(out) if r[0] == "latents"), len(out))
+    table = {(r[0], int(r[1])): [float(x) for x in r[2:]] for r in out[at + 1 : end]}
     methods = ("model", "repeat-last", "repeat-last drawn by the tokenizer", "tokenizer ceiling")
     assert set(table) == {(m, k) for m in methods for k in (1, 4)}
     for (_, k), (fraction, _, _, _, share) in table.items():
@@ -385,6 +386,15 @@ def test_bench_dynamics_reports_the_targets(
     assert table["model", 1][1] == pytest.approx(float(again["psnr_h1"]), abs=0.011)
     # the copy of the true frame is exact where nothing moves; the tokenizer's copy is not
     assert table["repeat-last", 1][3] > table["repeat-last drawn by the tokenizer", 1][3]
+    # the latents by region (this tokenizer has the spatial prior): one region mask for
+    # both methods; copying every still region keeps the moving pixels' PSNR nearly
+    rows = {(r[0], int(r[1])): [float(x) for x in r[2:]] for r in out[end + 1 : end + 5]}
+    assert set(rows) == {(m, k) for m in ("model", "repeat-last") for k in (1, 4)}
+    for k in (1, 4):
+        assert rows["model", k][0] == rows["repeat-last", k][0]
+        assert 0 <= rows["model", k][0] <= 1 and min(rows["model", k][1:]) >= 0
+    copied = dict(kv.rsplit(" ", 1) for kv in out[end + 5][0].split(": ", 1)[1:] + out[end + 5][1:])
+    assert set(copied) == {"psnr", "psnr_moving", "psnr_still"}
 
 
 @pytest.mark.slow
