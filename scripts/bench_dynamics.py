@@ -262,6 +262,7 @@ def main() -> None:
         drawn = ev.decode(torch.cat([z[:, :c], zp], 1), start=c - 1)  # (N, 1 + H, ...)
         ceiling = ev.decode(z, start=c - 1)
         moving = moving_pixels(target, frames[:, c - 1 : c])  # (N, H, S, S)
+        horizons = sorted({1, min(4, h), h})
         methods = {
             "model": drawn[:, 1:],
             "repeat-last": frames[:, c - 1 : c].expand_as(target),
@@ -272,7 +273,7 @@ def main() -> None:
             "method\thorizon\tmoving_fraction\tpsnr\tpsnr_moving\tpsnr_still\tmoving_share_of_error"
         )
         for name, pred in methods.items():
-            for k in sorted({1, min(4, h), h}):
+            for k in horizons:
                 pk, tk, mk = pred[:, k - 1].clamp(0, 1), target[:, k - 1], moving[:, k - 1]
                 se = (pk - tk).pow(2).mean(-1)  # (N, S, S)
                 share = float((se * mk).sum() / se.sum().clamp_min(1e-12))
@@ -294,7 +295,7 @@ def main() -> None:
             still = still.flatten(2)  # (N, H, L)
             print("latents\thorizon\tstill_region_fraction\tmse_still\tmse_moving")
             for name, zz in (("model", zp), ("repeat-last", z[:, c - 1 : c].expand_as(z_true))):
-                for k in sorted({1, min(4, h), h}):
+                for k in horizons:
                     se, sk = (zz[:, k - 1] - z_true[:, k - 1]).pow(2).mean(-1), still[:, k - 1]
                     print(
                         f"{name}\t{k}\t{float(sk.float().mean()):.3f}\t"

@@ -387,7 +387,7 @@ def test_bench_dynamics_reports_the_targets(
     # the copy of the true frame is exact where nothing moves; the tokenizer's copy is not
     assert table["repeat-last", 1][3] > table["repeat-last drawn by the tokenizer", 1][3]
     # the latents by region (this tokenizer has the spatial prior): one region mask for
-    # both methods; copying every still region keeps the moving pixels' PSNR nearly
+    # both methods; then the h1 PSNR with the still regions' latents copied
     rows = {(r[0], int(r[1])): [float(x) for x in r[2:]] for r in out[end + 1 : end + 5]}
     assert set(rows) == {(m, k) for m in ("model", "repeat-last") for k in (1, 4)}
     for k in (1, 4):
