@@ -359,12 +359,15 @@ class DynamicsParams(_Section):
         description="Causal time attention every this many layers (space attention in all others).",
     )
     softcap: float = Field(50.0, ge=0, description="Attention logit soft-cap (0 = off).")
-    predict: Literal["clean", "residual"] = Field(
+    predict: Literal["clean", "residual", "gate"] = Field(
         "clean",
         description=(
             "What the network outputs: `clean`, the clean latents of each frame; `residual`, "
             "their difference from the previous frame's input latents times a learned gain "
-            "per signal level, so that a frame that does not change costs the network nothing."
+            "per signal level, so that a frame that does not change costs the network nothing; "
+            "`gate`, a mix of that scaled previous frame and the network's clean latents by a "
+            "learned gate per latent, so that the network can copy the regions that stay still "
+            "exactly and draw the others afresh."
         ),
     )
     loss_weight: Literal["ramp", "uniform"] = Field(
