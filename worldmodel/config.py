@@ -551,11 +551,13 @@ class PlanParams(_Section):
     steps: int = Field(
         1, gt=0, description="Sampler steps K per imagined frame (1: the conditional mean)."
     )
-    cost: Literal["last", "mean"] = Field(
+    cost: Literal["last", "mean", "min"] = Field(
         "last",
         description=(
             "World-model cost: the distance (`plan.distance`) to the goal of the last planned "
-            "frame (`last`) or averaged over the planned frames (`mean`)."
+            "frame (`last`), averaged over the planned frames (`mean`), or of the planned frame "
+            "nearest the goal (`min`: success is judged after every decision, so a plan that "
+            "passes through the goal reaches it)."
         ),
     )
     distance: Literal["latent", "temporal"] = Field(
