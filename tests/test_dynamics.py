@@ -226,8 +226,7 @@ def test_rollout_three_times_the_training_window_is_finite() -> None:
 
 
 @pytest.mark.parametrize(
-    ("softcap", "predict"),
-    [(50.0, "clean"), (0.0, "clean"), (50.0, "residual"), (50.0, "gate")],
+    ("softcap", "predict"), [(50.0, "clean"), (0.0, "clean"), (50.0, "residual")]
 )
 def test_kv_cached_step_equals_the_full_forward(softcap: float, predict: str) -> None:
     """KV cache: committing frames 0..T-2 then stepping frame T-1 == forward on all T."""
@@ -251,7 +250,7 @@ def test_kv_cached_step_equals_the_full_forward(softcap: float, predict: str) ->
     assert cache.t == 5 and all(len(c) == 5 for c in cache.layers)  # not committed
 
 
-@pytest.mark.parametrize("predict", ["clean", "residual", "gate"])
+@pytest.mark.parametrize("predict", ["clean", "residual"])
 def test_cached_rollout_equals_recomputing_rollout_within_the_window(predict: str) -> None:
     from dataclasses import replace
 
@@ -318,41 +317,6 @@ def test_residual_prediction_starts_from_the_previous_frame() -> None:
         )
     assert torch.allclose(nxt, z[:1, 1].expand(3, -1, -1))
     assert cache.last_z.shape[0] == 1  # the original is left as it is
-
-
-def test_gate_copies_or_draws_each_latent() -> None:
-    """predict = gate: a gate opened wide (g = 1) copies the previous frame's input times
-    its level's gain, shut (g = 0) gives the network's clean output, and at its initial
-    g = 1/2 the mean of the two; the first frame and isolated samples never copy. The gate
-    is per latent: the same gate logit opens both latents of a packed token."""
-    from dataclasses import replace
-
-    torch.manual_seed(0)
-    z, tau, d, a = _inputs(t=4)
-    tau[:, 1] = 1.0  # a clean frame 1: copying it for frame 2 gives it back exactly
-    clean = Dynamics(replace(CFG, predict="clean")).eval()
-    m = Dynamics(replace(CFG, predict="gate")).eval()
-    m.load_state_dict(clean.state_dict(), strict=False)  # the same network, plus a gate
-    with torch.no_grad():
-        net = clean(z, tau, d, a)
-        half = m(z, tau, d, a)
-        assert torch.allclose(half[:, 0], net[:, 0])  # no previous frame: no copy
-        assert torch.allclose(half[:, 2], (z[:, 1] + net[:, 2]) / 2, atol=1e-6)
-        torch.nn.init.constant_(m.gate.bias, 40.0)  # wide open
-        shut = m(z, tau, d, a)
-        assert torch.allclose(shut[:, 2], z[:, 1], atol=1e-6)
-        assert torch.allclose(shut[:, 3], tau[:, 2, None, None] * z[:, 2], atol=1e-6)
-        assert torch.allclose(shut[:, 0], net[:, 0])
-        isolated = torch.tensor([True, False])
-        iso = m(z, tau, d, a, isolated=isolated)
-        assert torch.allclose(iso[0], clean(z, tau, d, a, isolated=isolated)[0], atol=1e-6)
-        assert torch.equal(iso[1], shut[1])
-        torch.nn.init.constant_(m.gate.bias, -40.0)  # shut
-        assert torch.allclose(m(z, tau, d, a), net, atol=1e-6)
-        m.gate.bias.copy_(torch.tensor([40.0, -40.0]))  # copy each token's first latent only
-        mixed = m(z, tau, d, a)
-    assert torch.allclose(mixed[:, 2, 0::2], z[:, 1, 0::2], atol=1e-6)
-    assert torch.allclose(mixed[:, 2, 1::2], net[:, 2, 1::2], atol=1e-6)
 
 
 def test_cached_rollout_keeps_a_bounded_window() -> None:

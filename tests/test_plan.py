@@ -72,21 +72,6 @@ def test_candidates_are_scored_in_one_batch_and_a_seed_fixes_the_plan() -> None:
     assert mppi.plan(cost).cost < 0.3 * zero
 
 
-def test_the_latent_cost_scores_the_last_the_mean_or_the_nearest_frame() -> None:
-    from worldmodel.goal_distance import LatentDistance
-    from worldmodel.goal_reaching import latent_cost
-
-    goal = torch.zeros(2, 3)
-    # two candidates of three frames, each frame all ones times its distance's square root
-    dist = torch.tensor([[4.0, 1.0, 9.0], [2.0, 3.0, 2.5]])
-    z = dist.sqrt()[:, :, None, None].expand(2, 3, 2, 3)
-    d = LatentDistance()
-    assert torch.allclose(latent_cost(z, goal, "last", d), torch.tensor([9.0, 2.5]))
-    assert torch.allclose(latent_cost(z, goal, "mean", d), torch.tensor([14 / 3, 2.5]))
-    # passing through the goal: the first candidate's middle frame is the nearest of all
-    assert torch.allclose(latent_cost(z, goal, "min", d), torch.tensor([1.0, 2.0]))
-
-
 def test_the_exact_simulator_reaches_goals_and_random_actions_do_not(tmp_path: Path) -> None:
     """synthetic-shapes (a square pushed by a 2-D action): the planner with the exact
     simulator as its model reaches at least 90% of the goals; random actions far fewer;

@@ -359,15 +359,12 @@ class DynamicsParams(_Section):
         description="Causal time attention every this many layers (space attention in all others).",
     )
     softcap: float = Field(50.0, ge=0, description="Attention logit soft-cap (0 = off).")
-    predict: Literal["clean", "residual", "gate"] = Field(
+    predict: Literal["clean", "residual"] = Field(
         "clean",
         description=(
             "What the network outputs: `clean`, the clean latents of each frame; `residual`, "
             "their difference from the previous frame's input latents times a learned gain "
-            "per signal level, so that a frame that does not change costs the network nothing; "
-            "`gate`, a mix of that scaled previous frame and the network's clean latents by a "
-            "learned gate per latent, so that the network can copy the regions that stay still "
-            "exactly and draw the others afresh."
+            "per signal level, so that a frame that does not change costs the network nothing."
         ),
     )
     loss_weight: Literal["ramp", "uniform"] = Field(
@@ -551,13 +548,11 @@ class PlanParams(_Section):
     steps: int = Field(
         1, gt=0, description="Sampler steps K per imagined frame (1: the conditional mean)."
     )
-    cost: Literal["last", "mean", "min"] = Field(
+    cost: Literal["last", "mean"] = Field(
         "last",
         description=(
             "World-model cost: the distance (`plan.distance`) to the goal of the last planned "
-            "frame (`last`), averaged over the planned frames (`mean`), or of the planned frame "
-            "nearest the goal (`min`: success is judged after every decision, so a plan that "
-            "passes through the goal reaches it)."
+            "frame (`last`) or averaged over the planned frames (`mean`)."
         ),
     )
     distance: Literal["latent", "temporal"] = Field(

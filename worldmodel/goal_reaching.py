@@ -220,12 +220,9 @@ class ReplayAgent:
 def latent_cost(z: torch.Tensor, goal: torch.Tensor, kind: str, distance: Distance) -> torch.Tensor:
     """The world model's cost ``(N,)`` of candidates' frames ``z (N, H, L, C)``: their
     ``distance`` (:mod:`worldmodel.goal_distance`) to the goal frame's latents ``(L, C)``,
-    of the last frame (``last``), averaged over the frames (``mean``) or of the frame
-    nearest the goal (``min``: a goal counts as reached when any decision reaches it)."""
+    of the last frame (``last``) or averaged over the frames (``mean``)."""
     if kind == "last":
         return distance(z[:, -1], goal)
-    if kind == "min":
-        return distance(z, goal).min(1).values
     return distance(z, goal).mean(1)
 
 
@@ -288,7 +285,7 @@ class SimulatorAgent:
         def rendered_cost(actions: torch.Tensor) -> torch.Tensor:
             lc = self.latent
             assert lc is not None and self.goal is not None
-            frames = self.env.simulate_frames(history.state, actions.numpy(), lc.kind != "last")
+            frames = self.env.simulate_frames(history.state, actions.numpy(), lc.kind == "mean")
             flat = frames.reshape(-1, *frames.shape[-3:])  # one-frame clips, independent
             z = torch.from_numpy(encode_episode(lc.tokenizer, flat, 1, lc.device))
             z = z.view(len(actions), -1, *z.shape[1:])  # (N, 1 or H, L, C)
@@ -310,8 +307,8 @@ class WorldModelAgent:
         clip_frames, tau_ctx, window: as the models were trained (their model files).
         cfg: planner settings; ``context`` real frames are its past.
         steps: sampler steps per predicted frame (1: the conditional mean).
-        cost: ``last`` (the last planned frame's distance to the goal's), ``mean``
-            (the mean over the planned frames) or ``min`` (the nearest planned frame's).
+        cost: ``last`` (the last planned frame's distance to the goal's) or ``mean``
+            (the mean over the planned frames).
         distance: between a frame's latents and the goal's (:mod:`worldmodel.goal_distance`).
         action_dim: the task's own action size (the model's may be padded wider).
     """

@@ -54,8 +54,7 @@ class DynamicsConfig:
     time_every: int = 2
     softcap: float = 50.0
     # "clean": the output is the clean latents; "residual": the output is added to the
-    # previous frame's input latents times a learned gain per signal level; "gate": a
-    # learned gate per latent mixes that base and the output (see Dynamics)
+    # previous frame's input latents times a learned gain per signal level (see Dynamics)
     predict: str = "clean"
 
     @property
@@ -138,12 +137,6 @@ class Dynamics(nn.Module):
     (:class:`SkipGain`) plus the network's output, so that "nothing moves" costs the
     network nothing and its capacity goes to what changes. The first frame of a window,
     and every frame of an isolated sample, has no previous frame and a base of zero.
-
-    ``predict = "gate"``: ``z1_hat[t] = g[t] base[t] + (1 - g[t]) net(...)[t]`` with the same
-    base, and ``g = sigmoid(.)`` one number per latent read from the frame's own output
-    tokens: the network can copy a region of the previous frame exactly (``g = 1``), keep
-    still what does not move, and draw the rest afresh. A frame with no previous frame has
-    ``g = 0``.
     """
 
     KIND = "dynamics"  # the name stored in its model file (worldmodel/checkpoints.py)
@@ -167,16 +160,9 @@ class Dynamics(nn.Module):
         self.is_time = [(i + 1) % cfg.time_every == 0 for i in range(cfg.depth)]
         self.norm = RMSNorm(d)
         self.out = nn.Linear(d, cfg.pack * cfg.latent_dim)
-        if cfg.predict not in ("clean", "residual", "gate"):
-            raise ValueError(
-                f"predict must be 'clean', 'residual' or 'gate', not {cfg.predict!r}"
-            )
-        self.skip = SkipGain(cfg.k_max) if cfg.predict != "clean" else None
-        self.gate = None
-        if cfg.predict == "gate":  # one logit per latent; zero at the start (g = 1/2)
-            self.gate = nn.Linear(d, cfg.pack)
-            nn.init.zeros_(self.gate.weight)
-            nn.init.zeros_(self.gate.bias)
+        if cfg.predict not in ("clean", "residual"):
+            raise ValueError(f"predict must be 'clean' or 'residual', not {cfg.predict!r}")
+        self.skip = SkipGain(cfg.k_max) if cfg.predict == "residual" else None
 
     def tokens(
         self, z: torch.Tensor, tau: torch.Tensor, d: torch.Tensor, actions: torch.Tensor
@@ -224,26 +210,15 @@ class Dynamics(nn.Module):
                 x = rearrange(blk(seq, time_angles, causal), "(b n) t d -> b t n d", b=b)
             else:  # tokens of one frame attend to each other
                 x = blk(x.reshape(b * t, n, -1), space_angles).view(b, t, n, -1)
-        h = self.norm(x[:, :, : cfg.spatial_tokens])
-        out = rearrange(self.out(h), "b t s (p c) -> b t (s p) c", p=cfg.pack)
+        out = self.out(self.norm(x[:, :, : cfg.spatial_tokens]))
+        out = rearrange(out, "b t s (p c) -> b t (s p) c", p=cfg.pack)
         if self.skip is None:
             return out
         base = torch.zeros_like(z)
         base[:, 1:] = self.skip(tau[:, :-1])[..., None, None] * z[:, :-1]
-        has_prev = torch.ones(b, t, dtype=torch.bool, device=z.device)
-        has_prev[:, 0] = False
         if isolated is not None:
-            has_prev = has_prev & ~isolated[:, None]
             base = torch.where(isolated[:, None, None, None], torch.zeros_like(base), base)
-        if self.gate is None:
-            return out + base
-        g = self._gate(h) * has_prev[:, :, None, None]
-        return out + g * (base - out)
-
-    def _gate(self, h: torch.Tensor) -> torch.Tensor:
-        """The copy gate ``(..., L, 1)`` of output tokens ``h (..., S, D)``."""
-        g = torch.sigmoid(self.gate(h))  # (..., S, pack)
-        return rearrange(g, "... s p -> ... (s p)")[..., None]
+        return out + base
 
     # -- KV cache -----------------------------------------------------------------------
     def new_kv_cache(self, window: int) -> DynamicsKVCache:
@@ -279,11 +254,10 @@ class Dynamics(nn.Module):
                 x = blk(x.reshape(b * n, 1, -1), time_angles, cache=layer).view(b, n, -1)
             else:
                 x = blk(x, space_angles)
-        h = self.norm(x[:, : cfg.spatial_tokens])
-        out = rearrange(self.out(h), "b s (p c) -> b (s p) c", p=cfg.pack)
+        out = self.out(self.norm(x[:, : cfg.spatial_tokens]))
+        out = rearrange(out, "b s (p c) -> b (s p) c", p=cfg.pack)
         if self.skip is not None and cache.last_z is not None:
-            base = self.skip(cache.last_tau)[:, None, None] * cache.last_z
-            out = out + base if self.gate is None else out + self._gate(h) * (base - out)
+            out = out + self.skip(cache.last_tau)[:, None, None] * cache.last_z
         if commit:
             cache.t += 1
             cache.last_z, cache.last_tau = z, tau
