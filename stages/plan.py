@@ -122,7 +122,6 @@ def run(
                         high=high,
                         device=device,
                         seed=seed,
-                        draws=p.draws,
                     ),
                     "oracle": SimulatorAgent(env, cfg=cfg, spec=spec, seed=seed, latent=latent),
                     "random": RandomAgent(low, high, seed=seed, chunk=p.replan_every),
@@ -252,8 +251,7 @@ def _summary(results: dict, summarize: Any, specs: dict, p: Any) -> dict[str, An
     )
     overall["protocol"] = (
         f"goal {p.goal_offset} ahead, budget {p.budget}, horizon {p.horizon}, re-plan every "
-        f"{p.replan_every}, {p.solver} {p.samples}x{p.iterations}"
-        f"{', returns the mean' if p.choose == 'mean' else ''}, K={p.steps}, cost {p.cost} "
+        f"{p.replan_every}, {p.solver} {p.samples}x{p.iterations}, K={p.steps}, cost {p.cost} "
         f"{p.distance} distance; "
         f"oracle: real simulator, {oracle_cost}"
     )

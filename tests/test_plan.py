@@ -321,30 +321,6 @@ def test_a_stored_dmc_state_renders_its_frame(tmp_path: Path, task: str) -> None
         assert not np.array_equal(frames[0], ep.frames[8])
 
 
-def test_mean_returns_the_refitted_mean_and_best_the_cheapest_candidate() -> None:
-    # A broad basin at +0.5 and a narrow, deeper spike at -0.8: the spike is what a model's
-    # error looks like to a planner, one candidate that scores far better than its neighbours.
-    def cost(actions: torch.Tensor) -> torch.Tensor:
-        a = actions.mean((1, 2))
-        spike = (a + 0.8).abs() < 0.05
-        return (a - 0.5).pow(2) - 2.0 * spike.float()
-
-    low, high = -torch.ones(1), torch.ones(1)
-    for solver in ("cem", "mppi"):
-        kw = dict(solver=solver, horizon=1, samples=400, iterations=1, elites=40)
-        best = Planner(PlannerConfig(**kw), low, high, seed=0)
-        found = best.plan(cost)
-        assert float(found.actions.mean()) == pytest.approx(-0.8, abs=0.05)  # the spike
-        assert found.cost < 0  # below anything the basin offers
-        mean = Planner(PlannerConfig(**kw, choose="mean"), low, high, seed=0)
-        chosen = mean.plan(cost)
-        assert torch.equal(chosen.actions, mean.mean)  # what it returns is its refitted mean
-        assert abs(float(chosen.actions.mean()) - 0.5) < abs(float(chosen.actions.mean()) + 0.8)
-        assert chosen.cost > found.cost  # the mean cost of what it averaged, not the spike's
-    with pytest.raises(ValueError, match="choice"):
-        PlannerConfig(choose="median")
-
-
 def test_the_next_plan_starts_from_what_is_left_of_the_last() -> None:
     planner = Planner(
         PlannerConfig(horizon=4, samples=8, iterations=1, elites=2), -torch.ones(1), torch.ones(1)

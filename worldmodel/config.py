@@ -545,27 +545,8 @@ class PlanParams(_Section):
     temperature: float = Field(
         0.5, gt=0, description="MPPI temperature, in units of the batch's cost spread."
     )
-    choose: Literal["best", "mean"] = Field(
-        "best",
-        description=(
-            "The sequence a plan returns: `best`, the cheapest candidate scored in any "
-            "iteration; or `mean`, the solver's mean after its last refit (CEM: the mean of "
-            "the last elites; MPPI: the cost-weighted mean), which averages over the "
-            "candidates that scored well rather than trusting the single cheapest, the "
-            "likeliest to be one whose cost the model underestimates."
-        ),
-    )
     steps: int = Field(
         1, gt=0, description="Sampler steps K per imagined frame (1: the conditional mean)."
-    )
-    draws: int = Field(
-        1,
-        gt=0,
-        description=(
-            "Noise draws each candidate's world-model cost is averaged over (each a fresh "
-            "corruption of the context and fresh sampler noise, shared by the candidates): "
-            "more draws, a less noisy cost, at that many times the model's time."
-        ),
     )
     cost: Literal["last", "mean"] = Field(
         "last",

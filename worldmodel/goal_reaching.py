@@ -310,8 +310,6 @@ class WorldModelAgent:
         cost: ``last`` (the last planned frame's distance to the goal's) or ``mean``
             (the mean over the planned frames).
         distance: between a frame's latents and the goal's (:mod:`worldmodel.goal_distance`).
-        draws: noise draws each candidate's cost is averaged over (each a fresh draw of the
-            context's corruption and of the sampler's noise, the same for every candidate).
         action_dim: the task's own action size (the model's may be padded wider).
     """
 
@@ -334,10 +332,8 @@ class WorldModelAgent:
         high: np.ndarray,
         device: torch.device,
         seed: int,
-        draws: int = 1,
     ) -> None:
         self.tok, self.dyn = tokenizer, dynamics
-        self.draws = draws
         self.clip_frames, self.tau_ctx, self.window = clip_frames, tau_ctx, window
         self.context, self.steps, self.cost_kind = context, steps, cost
         self.distance = distance
@@ -361,11 +357,10 @@ class WorldModelAgent:
         self.first_imagined = None
         self.goal = goal_latents(self.tok, history, self.clip_frames, self.device)
 
-    def context_cache(self, history: History, draw: int = 0) -> Any:
+    def context_cache(self, history: History) -> Any:
         """The KV cache of the last ``context`` real frames (a batch of one), corrupted to
-        the context level as in training (noise draw ``draw``); every candidate of a plan
-        continues from it."""
-        g = torch.Generator().manual_seed(self.seed + 1000 * draw)
+        the context level as in training; every candidate of a plan continues from it."""
+        g = torch.Generator().manual_seed(self.seed)
         past = [
             corrupt(z[None], self.tau_ctx, torch.randn(z.shape, generator=g).to(z)[None])
             for z in self.encode(history.frames)  # (L, C) each
@@ -387,12 +382,12 @@ class WorldModelAgent:
         return torch.nn.functional.pad(x, (0, width - x.shape[-1]))
 
     @torch.no_grad()
-    def predict(self, cache: Any, candidates: torch.Tensor, draw: int = 0) -> torch.Tensor:
+    def predict(self, cache: Any, candidates: torch.Tensor) -> torch.Tensor:
         """Latents ``(N, H, L, C)`` the model predicts for candidate actions ``(N, H, A)``,
         all from one context cache and with the same noise (common random numbers: the
         candidates differ by their actions only)."""
         n = candidates.shape[0]
-        g = torch.Generator().manual_seed(self.seed + 1 + 1000 * draw)
+        g = torch.Generator().manual_seed(self.seed + 1)
         shape = (1, self.dyn.cfg.latent_tokens, self.dyn.cfg.latent_dim)
 
         def noise_like(x: torch.Tensor) -> torch.Tensor:
@@ -418,15 +413,12 @@ class WorldModelAgent:
         assert self.goal is not None
         self.planner.shift(len(history.actions) - self.seen)  # warm start: what is left
         self.seen = len(history.actions)
-        caches = [self.context_cache(history, d) for d in range(self.draws)]
-        cache = caches[0]
+        cache = self.context_cache(history)
 
         def cost(actions: torch.Tensor) -> torch.Tensor:
-            costs = [
-                latent_cost(self.predict(c, actions, d), self.goal, self.cost_kind, self.distance)
-                for d, c in enumerate(caches)
-            ]
-            return torch.stack(costs).mean(0)
+            return latent_cost(
+                self.predict(cache, actions), self.goal, self.cost_kind, self.distance
+            )
 
         plan = self.planner.plan(cost)
         if self.first_imagined is None:  # what the model expects of its first plan

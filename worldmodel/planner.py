@@ -11,12 +11,6 @@ iteration:
 - **MPPI** (model-predictive path integral): weight *every* sample by
   ``exp(-(cost - min) / temperature)`` and refit to the weighted samples.
 
-What a plan returns (``choose``): ``best``, the cheapest candidate scored in any
-iteration, or ``mean``, the Gaussian's mean after the last refit (CEM: the mean of the
-last elites; MPPI: the cost-weighted mean of the last samples). With a learned model the
-cheapest candidate is the one whose cost the model most underestimates as often as the
-one that is truly best; the mean averages over the candidates that scored well.
-
 Receding horizon: after acting the first actions of a plan, the next call is warm-started
 from the rest of it (:meth:`Planner.shift`). A fixed generator seed gives the same plan.
 """
@@ -32,7 +26,6 @@ import torch
 Cost = Callable[[torch.Tensor], torch.Tensor]  # (N, H, A) actions -> (N,) costs
 
 SOLVERS = ("cem", "mppi")
-CHOICES = ("best", "mean")
 
 
 @dataclass(frozen=True)
@@ -48,8 +41,6 @@ class PlannerConfig:
         temperature: MPPI's cost temperature, in units of the cost's spread in the batch.
         init_std: the first iteration's standard deviation, in half action ranges.
         min_std: the floor of the standard deviation, in half action ranges.
-        choose: what a plan returns: ``best`` (the cheapest candidate seen) or ``mean``
-            (the refitted mean after the last iteration).
     """
 
     solver: str = "cem"
@@ -60,13 +51,10 @@ class PlannerConfig:
     temperature: float = 0.5
     init_std: float = 1.0
     min_std: float = 0.05
-    choose: str = "best"
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
             raise ValueError(f"unknown solver {self.solver!r}; expected one of {SOLVERS}")
-        if self.choose not in CHOICES:
-            raise ValueError(f"unknown choice {self.choose!r}; expected one of {CHOICES}")
         if not 0 < self.elites <= self.samples:
             raise ValueError(f"elites ({self.elites}) must be in 1..samples ({self.samples})")
 
@@ -80,15 +68,12 @@ class PlannerConfig:
             iterations=plan.iterations,
             elites=plan.elites,
             temperature=plan.temperature,
-            choose=plan.choose,
         )
 
 
 @dataclass
 class Plan:
-    """A planner's answer: the chosen sequence ``(H, A)`` and its cost (with ``choose:
-    mean``, the mean cost of the candidates the last refit averaged, weighted as it
-    weighted them)."""
+    """A planner's answer: the chosen sequence ``(H, A)`` and its cost."""
 
     actions: torch.Tensor
     cost: float
@@ -138,18 +123,13 @@ class Planner:
             if float(costs[i]) < best_cost:
                 best, best_cost = cand[i].clone(), float(costs[i])
             if cfg.solver == "cem":
-                top = costs.topk(cfg.elites, largest=False).indices
-                elite = cand[top]  # (E, H, A)
+                elite = cand[costs.topk(cfg.elites, largest=False).indices]  # (E, H, A)
                 mean, std = elite.mean(0), elite.std(0, unbiased=False)
-                mean_cost = float(costs[top].mean())
             else:
                 spread = (costs.max() - costs.min()).clamp_min(1e-8)
                 w = torch.softmax(-(costs - costs.min()) / (cfg.temperature * spread), 0)
                 mean = (w[:, None, None] * cand).sum(0)
                 std = (w[:, None, None] * (cand - mean).pow(2)).sum(0).sqrt()
-                mean_cost = float((w * costs).sum())
             std = torch.maximum(std, self.half * cfg.min_std)
         self.mean = mean
-        if cfg.choose == "mean":
-            return Plan(actions=mean.clone(), cost=mean_cost)
         return Plan(actions=best, cost=best_cost)
