@@ -37,8 +37,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldmodel.goal_distance import gaussian_blur
-
 
 class BlurredPixels:
     """A stand-in tokenizer for the oracle's cost: a frame's "latents" are its own pixels
@@ -56,7 +54,13 @@ class BlurredPixels:
         """``(B, T, H, W, 3)`` in [0, 1] to ``(B, T, H * W, 3)``."""
         b, t, h, w, c = x.shape
         y = x.reshape(b * t, h, w, c).permute(0, 3, 1, 2)
-        y = gaussian_blur(y, self.sigma)
+        if self.sigma > 0:
+            r = int(np.ceil(3 * self.sigma))
+            k = torch.exp(-0.5 * (torch.arange(-r, r + 1.0) / self.sigma) ** 2)
+            k = (k / k.sum()).to(y)
+            y = torch.nn.functional.pad(y, (r, r, r, r), mode="replicate")
+            y = torch.nn.functional.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+            y = torch.nn.functional.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
         return y.permute(0, 2, 3, 1).reshape(b, t, h * w, c)
 
 

@@ -81,16 +81,7 @@ def run(
                     f"plan.oracle_cost: latent needs a tokenizer with clip_frames 1 (this one "
                     f"has {clip}): each candidate's frame is encoded on its own",
                 )
-        if p.distance == "pixels" and tok_meta.params.tokenizer.clip_frames != 1:
-            raise CheckpointMismatch(
-                tokenizer,
-                f"plan.distance: pixels needs a tokenizer with clip_frames 1 (this one has "
-                f"{tok_meta.params.tokenizer.clip_frames}): each candidate's frame is decoded "
-                "on its own",
-            )
-        distance, distance_fit = _goal_distance(
-            p, latents, tokenizer, tok, params.base.seed, device
-        )
+        distance, distance_fit = _goal_distance(p, latents, tokenizer, params.base.seed, device)
         latent = (
             LatentCost(tok, kind=p.cost, device=device, distance=distance)
             if latent_oracle
@@ -198,20 +189,18 @@ def run(
 
 
 def _goal_distance(
-    p: Any, latents: Path, tokenizer: Path, tok: Any, seed: int, device: Any
+    p: Any, latents: Path, tokenizer: Path, seed: int, device: Any
 ) -> tuple[Any, Any]:
     """The planner's distance to the goal (``plan.distance``) and, for ``temporal``, how its
     fit went: fitted here on the train episodes of the tokenizer's latent store."""
     from worldmodel.data.latents import LatentStore
     from worldmodel.errors import CheckpointMismatch
-    from worldmodel.goal_distance import LatentDistance, PixelDistance, fit_for_plan
+    from worldmodel.goal_distance import LatentDistance, fit_for_plan
     from worldmodel.progress import console, progress_bar
     from worldmodel.utils import file_fingerprint
 
     if p.distance == "latent":
         return LatentDistance(), None
-    if p.distance == "pixels":
-        return PixelDistance(tok, p.blur), None
     store = LatentStore(latents)
     if store.tokenizer_file is not None and store.tokenizer_file != file_fingerprint(tokenizer):
         raise CheckpointMismatch(
@@ -263,7 +252,7 @@ def _summary(results: dict, summarize: Any, specs: dict, p: Any) -> dict[str, An
     overall["protocol"] = (
         f"goal {p.goal_offset} ahead, budget {p.budget}, horizon {p.horizon}, re-plan every "
         f"{p.replan_every}, {p.solver} {p.samples}x{p.iterations}, K={p.steps}, cost {p.cost} "
-        f"{p.distance} distance{f' (blur {p.blur:g} px)' if p.distance == 'pixels' else ''}; "
+        f"{p.distance} distance; "
         f"oracle: real simulator, {oracle_cost}"
     )
     return {"overall": overall, "tasks": tasks}

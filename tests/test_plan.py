@@ -262,18 +262,6 @@ def test_plan_runs_end_to_end_on_the_tiny_preset(
     # store another tokenizer encoded is refused, naming it
     with pytest.raises(CheckpointMismatch, match="l.h5: was encoded by another tokenizer"):
         plan.run(st, tokenizer=d / "tok2.pt", out_dir=d / "p3", metrics=d / "p3.json", **kw)
-    # the blurred pixel distance decodes every candidate's frame: both agents plan with it
-    # (the oracle on its rendered frames, encoded and decoded), the protocol names its blur,
-    # and a tokenizer that decodes clips of several frames is refused before any goal
-    px = p.model_copy(update={"plan": p.plan.model_copy(update={"distance": "pixels"})})
-    pixels = plan.run(
-        px, tokenizer=d / "tok" / "model.pt", out_dir=d / "plan_px", metrics=d / "px.json", **kw
-    )
-    assert "pixels distance (blur 4 px)" in pixels["overall"]["protocol"]
-    assert 0.0 <= pixels["overall"]["model_success"] <= 1.0
-    assert 0.0 <= pixels["overall"]["oracle_success"] <= 1.0
-    with pytest.raises(CheckpointMismatch, match="tok2.pt.*decoded"):
-        plan.run(px, tokenizer=d / "tok2.pt", out_dir=d / "p4", metrics=d / "p4.json", **kw)
 
 
 def test_the_blurred_pixel_codec_is_a_blur() -> None:
@@ -289,32 +277,6 @@ def test_the_blurred_pixel_codec_is_a_blur() -> None:
     assert y.sum().item() == pytest.approx(3.0, rel=1e-5)
     assert 0 < y[7, 5, 0] < y[7, 6, 0] < y[7, 7, 0] < 1
     assert y[7, 5, 0] == pytest.approx(y[7, 9, 0].item()) == pytest.approx(y[5, 7, 0].item())
-
-
-def test_the_blurred_pixel_distance_grades_how_far_a_thin_part_is() -> None:
-    """plan.distance: pixels decodes both latents and blurs the frames: a one-pixel line
-    two, four or eight pixels from the goal's place is farther each time, where the sharp
-    distance sees only that the lines do not overlap (the same for all three)."""
-    from worldmodel.goal_distance import PixelDistance, gaussian_blur
-
-    class Lines:  # a "tokenizer" whose latent (1, 1) is the column of a vertical line
-        def decode(self, z: torch.Tensor) -> torch.Tensor:  # (N, T, 1, 1) -> (N, T, H, W, 3)
-            frames = torch.zeros(*z.shape[:2], 32, 32, 3)
-            for i, col in enumerate(z[:, :, 0, 0].long().flatten().tolist()):
-                frames.view(-1, 32, 32, 3)[i, :, col] = 1.0
-            return frames
-
-    goal = torch.tensor([[10.0]])
-    z = torch.tensor([10.0, 12.0, 14.0, 18.0]).view(2, 2, 1, 1)  # leading dims are kept
-    sharp = PixelDistance(Lines(), 0.0)(z, goal).flatten()
-    blurred = PixelDistance(Lines(), 2.0, batch=3)(z, goal).flatten()
-    assert sharp[0] == 0 and blurred[0] == 0
-    assert torch.allclose(sharp[1:], sharp[1].expand(3))  # saturated: no overlap is no overlap
-    assert 0 < blurred[1] < blurred[2] < blurred[3]  # graded
-    assert PixelDistance(Lines(), 2.0)(z, goal).shape == (2, 2)
-    x = torch.rand(2, 3, 9, 9)
-    assert torch.equal(gaussian_blur(x, 0.0), x)
-    assert torch.allclose(gaussian_blur(torch.ones(1, 3, 9, 9), 1.5), torch.ones(1, 3, 9, 9))
 
 
 def test_bad_plan_params_are_refused_naming_the_key() -> None:

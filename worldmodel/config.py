@@ -555,23 +555,13 @@ class PlanParams(_Section):
             "frame (`last`) or averaged over the planned frames (`mean`)."
         ),
     )
-    distance: Literal["latent", "temporal", "pixels"] = Field(
+    distance: Literal["latent", "temporal"] = Field(
         "temporal",
         description=(
             "How far a frame's latents are from the goal's: `temporal`, a learned estimate "
             "of how many decisions apart two frames are, fitted at the start of the stage on "
-            "pairs of frames from the same train episode (time the only label); "
-            "`latent`, the mean squared distance between the latents; or `pixels`, the mean "
-            "squared distance between the frames the tokenizer decodes from them, blurred "
-            "by `plan.blur` pixels (a decode per candidate; tokenizers with `clip_frames: 1`)."
-        ),
-    )
-    blur: float = Field(
-        4.0,
-        ge=0,
-        description=(
-            "`pixels`: the Gaussian blur, in pixels, of both decoded frames (0: sharp); a "
-            "blur grades how far a thin part is from its goal place."
+            "pairs of frames from the same train episode (time the only label); or "
+            "`latent`, the mean squared distance between the latents."
         ),
     )
     distance_span: int = Field(

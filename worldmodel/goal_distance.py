@@ -1,7 +1,7 @@
 """Goal distances: how far a frame is from the goal, as the planner's cost sees it.
 
 The planner scores each candidate by the distance of its planned frames' latents to the
-goal frame's (``plan.distance``). Three kinds:
+goal frame's (``plan.distance``). Two kinds:
 
 - ``latent`` (:class:`LatentDistance`): the mean squared distance between the latents.
   Every latent element weighs the same, so what covers most of the frame (cartpole's cart)
@@ -13,12 +13,7 @@ goal frame's (``plan.distance``). Three kinds:
   reward), so it weighs a part by how much it tells about where an episode is, and keeps
   growing with the pose difference where the squared distance saturates.
 
-- ``pixels`` (:class:`PixelDistance`): the frames the tokenizer decodes from both, each
-  blurred by a Gaussian of ``plan.blur`` pixels, their mean squared distance. A blur
-  grades how far a thin part is from its goal place where a sharp image (or a latent
-  that keeps one) only sees whether the two overlap; it costs a decode per candidate.
-
-All map latents ``(..., L, C)`` and a goal's ``(L, C)`` to ``(...)`` distances. A
+Both map latents ``(..., L, C)`` and a goal's ``(L, C)`` to ``(...)`` distances. A
 temporal distance is symmetric (the mean over both orders of its pair) and reads a
 frame's latents as the ``tokenize`` stage stores them.
 """
@@ -34,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-DISTANCES = ("latent", "temporal", "pixels")
+DISTANCES = ("latent", "temporal")
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (..., L, C), (L, C) -> (...)
 
 
@@ -45,48 +40,6 @@ class LatentDistance:
 
     def __call__(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         return (z - goal.to(z)).pow(2).flatten(-2).mean(-1)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Images ``(N, C, H, W)`` blurred by a Gaussian of ``sigma`` pixels (separable, edges
-    replicated); ``sigma`` 0 returns them as they are."""
-    if sigma <= 0:
-        return x
-    r, c = int(np.ceil(3 * sigma)), x.shape[1]
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1.0) / sigma) ** 2)
-    k = (k / k.sum()).to(x)
-    x = nn.functional.pad(x, (r, r, r, r), mode="replicate")
-    x = nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-class PixelDistance:
-    """The mean squared distance between the frames a tokenizer decodes from latents
-    ``(..., L, C)`` and from a goal's ``(L, C)``, both blurred by ``sigma`` pixels.
-
-    Each frame is decoded on its own (a clip of one frame: tokenizers with
-    ``clip_frames: 1``), ``batch`` frames at a time.
-    """
-
-    name = "pixels"
-
-    def __init__(self, tokenizer: Any, sigma: float, batch: int = 256) -> None:
-        self.tokenizer, self.sigma, self.batch = tokenizer, sigma, batch
-
-    @torch.no_grad()
-    def images(self, z: torch.Tensor) -> torch.Tensor:
-        """Blurred decoded frames ``(N, 3, H, W)`` of latents ``(N, L, C)``."""
-        out = []
-        for i in range(0, z.shape[0], self.batch):
-            frames = self.tokenizer.decode(z[i : i + self.batch, None])[:, -1].clamp(0, 1)
-            out.append(gaussian_blur(frames.permute(0, 3, 1, 2), self.sigma))
-        return torch.cat(out)
-
-    def __call__(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        lead = z.shape[:-2]
-        a = self.images(z.reshape(-1, *z.shape[-2:]))
-        b = self.images(goal.to(z)[None])
-        return (a - b).pow(2).flatten(1).mean(1).reshape(lead)
 
 
 class TemporalDistance(nn.Module):
