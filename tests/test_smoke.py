@@ -40,6 +40,18 @@ def test_stage_functions_end_to_end(
         metrics=d / "z.json",
         track=True,
     )
+    # `base.torch_threads` holds for tokenize too, as for the training stages (runs that
+    # share a machine each keep to their threads); the latents do not depend on it
+    import torch
+
+    threads: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    one_thread = p.model_copy(update={"base": p.base.model_copy(update={"torch_threads": 1})})
+    tokenize.run(
+        one_thread, d / "e.h5", d / "tok" / "model.pt", d / "l1.h5", d / "z1.json", track=False
+    )
+    assert threads == [1]
+    monkeypatch.undo()
     dyn = train_dynamics.run(
         p,
         latents=d / "l.h5",
