@@ -34,16 +34,11 @@ def run(
     from worldmodel.models.tokenizer import Tokenizer
     from worldmodel.progress import console, progress_bar
     from worldmodel.results import write_stage_metrics
-    from worldmodel.runtime import resolve_device
+    from worldmodel.runtime import resolve_device, set_threads
     from worldmodel.utils import file_fingerprint
 
     with tracked_run(track, STAGE, params, ("base", "tokenize")) as tracker:
-        if params.base.torch_threads:
-            # as the training stages do: runs that share a machine each keep to their own
-            # threads (three runs on 2 cores each taking all of them encoded 10x slower)
-            import torch
-
-            torch.set_num_threads(params.base.torch_threads)
+        set_threads(params.base.torch_threads)
         device = resolve_device(params.base.device)
         model, meta = load_model(tokenizer, Tokenizer, device)
         clip_frames = meta.params.tokenizer.clip_frames

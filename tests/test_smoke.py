@@ -41,7 +41,7 @@ def test_stage_functions_end_to_end(
         track=True,
     )
     # `base.torch_threads` holds for tokenize too, as for the training stages (runs that
-    # share a machine each keep to their threads); the latents do not depend on it
+    # share a machine each keep to their threads)
     import torch
 
     threads: list[int] = []

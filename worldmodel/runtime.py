@@ -37,11 +37,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def setup_process(device_name: str, threads: int, seed: int) -> tuple[torch.device, int, int]:
-    """A training process's start: CPU threads (0 = torch's default), device, process group
-    under ``torchrun``, torch seed. Returns ``(device, rank, world)``."""
+def set_threads(threads: int) -> None:
+    """Torch's intra-op CPU threads (``base.torch_threads``; 0 keeps torch's default, all
+    cores). Every stage that runs torch sets it, so runs sharing a machine keep to theirs."""
     if threads:
         torch.set_num_threads(threads)
+
+
+def setup_process(device_name: str, threads: int, seed: int) -> tuple[torch.device, int, int]:
+    """A training process's start: CPU threads (:func:`set_threads`), device, process group
+    under ``torchrun``, torch seed. Returns ``(device, rank, world)``."""
+    set_threads(threads)
     device = resolve_device(device_name)
     init_distributed(device)
     torch.manual_seed(seed)
