@@ -24,6 +24,20 @@ def test_no_tracked_file_refers_outside_the_repository() -> None:
     assert not offenders, f"files that refer to {needle}: {offenders}"
 
 
+def test_docs_do_not_cite_a_tracker() -> None:
+    """The docs state their targets and reasons themselves: a user has no issue tracker
+    to look them up in."""
+    import re
+
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        hits = [
+            n
+            for n, line in enumerate(doc.read_text().splitlines(), 1)
+            if re.search(r"\bissues?\b", line, re.IGNORECASE)
+        ]
+        assert not hits, f"{doc.name} cites an issue on lines {hits}; say what it asks instead"
+
+
 def _anchors(doc: Path) -> set[str]:
     """GitHub's heading anchors of a Markdown file."""
     import re
