@@ -24,12 +24,17 @@ def test_no_tracked_file_refers_outside_the_repository() -> None:
     assert not offenders, f"files that refer to {needle}: {offenders}"
 
 
+def _docs() -> list[Path]:
+    """The Markdown a user reads: README.md and docs/."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
 def test_docs_do_not_cite_a_tracker() -> None:
     """The docs state their targets and reasons themselves: a user has no issue tracker
     to look them up in."""
     import re
 
-    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+    for doc in _docs():
         hits = [
             n
             for n, line in enumerate(doc.read_text().splitlines(), 1)
@@ -56,7 +61,7 @@ def test_docs_links_resolve() -> None:
     and at a heading of it when it names one."""
     import re
 
-    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+    for doc in _docs():
         for target, anchor in re.findall(r"\]\(([^)#:]*)(?:#([^)]*))?\)", doc.read_text()):
             path = (doc.parent / target) if target else doc
             assert path.exists(), f"{doc.name} links to missing {target}"
