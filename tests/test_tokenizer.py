@@ -14,7 +14,6 @@ from worldmodel.config import parse_params
 from worldmodel.models.tokenizer import Tokenizer, TokenizerConfig, block_causal_attention
 from worldmodel.training.mae_objective import (
     TokenizerBatch,
-    TokenizerBatches,
     calibrate_latent_norm,
     hard_pixel_error,
     loss_weights,
@@ -229,47 +228,3 @@ def test_hard_pixel_term_is_the_worst_pixels_mean_and_off_by_default() -> None:
     on = p.model_copy(update={"hard_pixel_weight": 0.5})
     assert set(objective(model, on, None)(batch)[0]) == {"mse", "hard_pixels"}
     assert loss_weights(on)["hard_pixels"] == 0.5
-
-
-def test_reward_term_reads_each_frames_reward_and_leaves_the_draws_alone(
-    synthetic_store: Path,
-) -> None:
-    from worldmodel.data.windows import FrameClips
-
-    params = tiny_params()
-    p = params.tokenizer.model_copy(update={"clip_frames": 3})
-    on = params.model_copy(update={"tokenizer": p.model_copy(update={"reward_weight": 1.0})})
-    off = params.model_copy(update={"tokenizer": p})
-    clips = FrameClips(synthetic_store, "train", 3)
-    b_on = TokenizerBatches(clips, on, CFG.num_patches)(step=5)
-    b_off = TokenizerBatches(clips, off, CFG.num_patches)(step=5)
-    # the same clips and masks with and without the term: off stays bit-identical
-    assert torch.equal(b_on.frames, b_off.frames) and torch.equal(b_on.keep, b_off.keep)
-    assert b_off.rewards is None and b_on.rewards.shape == b_on.frames.shape[:2]
-    # each clip's rewards are those the store holds for its frames
-    for frames, rewards in zip(b_on.frames.numpy(), b_on.rewards.numpy(), strict=True):
-        hits = [
-            (e, s)
-            for e in clips.episodes
-            for ep in [clips.store.read(int(e))]
-            for s in range(len(ep.frames) - 2)
-            if np.array_equal(ep.frames[s : s + 3], frames)
-        ]
-        assert hits
-        e, s = hits[0]
-        np.testing.assert_array_equal(clips.store.read(int(e)).rewards[s : s + 3], rewards)
-
-    model = _model()
-    terms, _ = objective(model, on.tokenizer, None)(
-        TokenizerBatch(
-            torch.randint(0, 255, (2, 3, 16, 16, 3), dtype=torch.uint8),
-            torch.ones(2, 3, CFG.num_patches, dtype=bool),
-            torch.tensor([[0.0, 1.0, 0.5], [2.0, 0.0, 0.0]]),
-        )
-    )
-    assert set(terms) == {"mse", "reward"} and terms["reward"].item() > 0
-    assert loss_weights(on.tokenizer)["reward"] == 1.0
-    with pytest.raises(ValueError, match="carry rewards"):
-        objective(model, on.tokenizer, None)(
-            TokenizerBatch(b_off.frames[:, :, :16, :16], b_off.keep[:, :, : CFG.num_patches])
-        )

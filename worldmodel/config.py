@@ -296,15 +296,6 @@ class TokenizerParams(_Section):
         le=1,
         description="Fraction of each frame's pixels the hard-pixel term averages.",
     )
-    reward_weight: float = Field(
-        0.0,
-        ge=0,
-        description=(
-            "Weight of an RMS-normalised reward-prediction term: a small head predicts each "
-            "frame's reward from its latents, so they must hold what the task rewards "
-            "(Masked World Models); 0: off. The head is used in training only."
-        ),
-    )
     latent_norm: Literal["none", "channel", "motion"] = Field(
         "none",
         description=(

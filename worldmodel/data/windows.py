@@ -47,7 +47,6 @@ class FrameClips:
         self.cache = (
             {int(e): self.store.read(int(e)).frames for e in eps} if size <= memory_limit else None
         )
-        self._rewards: dict[int, np.ndarray] | None = None  # read on the first ask
 
     @property
     def num_windows(self) -> int:
@@ -61,24 +60,9 @@ class FrameClips:
             return self.cache[ep][start : start + self.clip]
         return self.store.read(ep, start, start + self.clip).frames
 
-    def rewards(self, index: int) -> np.ndarray:
-        """Rewards ``(T,)`` of window ``index``: each frame's, of the transition into it."""
-        if self._rewards is None:
-            self._rewards = {int(e): self.store.read(int(e)).rewards for e in self.episodes}
-        i = int(np.searchsorted(self.cum, index, side="right") - 1)
-        ep, start = int(self.episodes[i]), int(index - self.cum[i])
-        return self._rewards[ep][start : start + self.clip]
-
-    def sample(
-        self, rng: np.random.Generator, n: int, with_rewards: bool = False
-    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """``n`` windows drawn uniformly over all windows: ``(n, T, H, W, 3)``, and with
-        ``with_rewards`` their rewards ``(n, T)`` (the same draws either way)."""
-        idx = rng.integers(0, self.num_windows, n)
-        frames = np.stack([self.window(int(i)) for i in idx])
-        if not with_rewards:
-            return frames
-        return frames, np.stack([self.rewards(int(i)) for i in idx]).astype(np.float32)
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` windows drawn uniformly over all windows: ``(n, T, H, W, 3)``."""
+        return np.stack([self.window(int(i)) for i in rng.integers(0, self.num_windows, n)])
 
     def evenly_spaced(self, n: int) -> np.ndarray:
         """``n`` windows spread evenly over the split (deterministic)."""

@@ -60,11 +60,9 @@ class TokenizerBatch:
 
     frames: torch.Tensor  # (B, T, H, W, 3) uint8
     keep: torch.Tensor  # (B, T, P) bool; False = replaced by the mask token
-    rewards: torch.Tensor | None = None  # (B, T) float: each frame's, for the reward term
 
     def to(self, device: torch.device | str) -> TokenizerBatch:
-        rewards = None if self.rewards is None else self.rewards.to(device)
-        return TokenizerBatch(self.frames.to(device), self.keep.to(device), rewards)
+        return TokenizerBatch(self.frames.to(device), self.keep.to(device))
 
     def preview(self) -> torch.Tensor:
         """One uint8 image per sample (its last frame), for hard-example logging."""
@@ -85,20 +83,12 @@ class TokenizerBatches:
                 f"tokenizer.train.batch_size = {n} is not divisible by {world} processes"
             )
         rng = np.random.default_rng(derive_seed(self.params.base.seed, "tokenizer-batch", step))
-        rewards = None
-        if p.reward_weight > 0:
-            frames, rewards = self.clips.sample(rng, n, with_rewards=True)
-        else:
-            frames = self.clips.sample(rng, n)
+        frames = self.clips.sample(rng, n)
         keep = random_keep(
             rng, b=n, t=p.clip_frames, n_patches=self.n_patches, mask_max=mask_max_at(step, p)
         )
         sl = slice(rank * n // world, (rank + 1) * n // world)
-        return TokenizerBatch(
-            torch.from_numpy(frames[sl]),
-            torch.from_numpy(keep[sl]),
-            None if rewards is None else torch.from_numpy(rewards[sl]),
-        )
+        return TokenizerBatch(torch.from_numpy(frames[sl]), torch.from_numpy(keep[sl]))
 
 
 def hard_pixel_error(err: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -109,28 +99,9 @@ def hard_pixel_error(err: torch.Tensor, fraction: float) -> torch.Tensor:
     return per_pixel.topk(k, dim=-1).values.mean()
 
 
-class RewardHead(nn.Module):
-    """A frame's reward from its latents: an MLP on each frame's flattened latents,
-    ``(B, T, L, C) -> (B, T)``."""
-
-    def __init__(self, latent_size: int, hidden: int = 256) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(latent_size, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, 1),
-        )
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.flatten(2)).squeeze(-1)
-
-
 class TokenizerObjective(nn.Module):
-    """Wraps a :class:`Tokenizer` with its training loss: MSE, LPIPS (when available), the
-    hard-pixel term (when ``hard_pixel_fraction`` is given) and the reward term (when
-    ``reward_head`` is given; batches then carry rewards).
+    """Wraps a :class:`Tokenizer` with its training loss: MSE, LPIPS (when available) and
+    the hard-pixel term (when ``hard_pixel_fraction`` is given).
 
     ``forward(batch) -> (terms, logs)``: raw, un-normalised scalar terms for the
     trainer, and logs including ``per_sample`` losses for hard-example tracking.
@@ -141,13 +112,11 @@ class TokenizerObjective(nn.Module):
         model: Tokenizer,
         lpips: nn.Module | None = None,
         hard_pixel_fraction: float | None = None,
-        reward_head: RewardHead | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.lpips = lpips
         self.hard_pixel_fraction = hard_pixel_fraction
-        self.reward_head = reward_head
         if lpips is not None:
             lpips.requires_grad_(False)
 
@@ -155,14 +124,9 @@ class TokenizerObjective(nn.Module):
         self, batch: TokenizerBatch
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         target = batch.frames.float() / 255.0
-        z = self.model.encode(target, batch.keep)
-        recon = self.model.decode(z)
+        recon = self.model(target, batch.keep)
         err = (recon - target).pow(2)  # (B, T, H, W, 3)
         terms = {"mse": err.mean()}
-        if self.reward_head is not None:
-            if batch.rewards is None:
-                raise ValueError("the reward term needs batches that carry rewards")
-            terms["reward"] = (self.reward_head(z) - batch.rewards).pow(2).mean()
         per_sample = err.flatten(1).mean(1).detach()
         if self.lpips is not None:
             terms["lpips"] = self.lpips(recon, target).mean()
@@ -174,18 +138,17 @@ class TokenizerObjective(nn.Module):
 
 def objective(model: Tokenizer, p: TokenizerParams, lpips: nn.Module | None) -> TokenizerObjective:
     """The tokenizer's training objective from params: LPIPS only with a weight and its
-    weights at hand, the hard-pixel and reward terms only with a weight."""
+    weights at hand, the hard-pixel term only with a weight."""
     return TokenizerObjective(
         model,
         lpips if p.lpips_weight > 0 else None,
         p.hard_pixel_fraction if p.hard_pixel_weight > 0 else None,
-        RewardHead(model.cfg.latent_tokens * model.cfg.latent_dim) if p.reward_weight > 0 else None,
     )
 
 
 def loss_weights(p: TokenizerParams) -> dict[str, float]:
     """Multipliers of the RMS-normalised terms (MSE has 1)."""
-    return {"lpips": p.lpips_weight, "hard_pixels": p.hard_pixel_weight, "reward": p.reward_weight}
+    return {"lpips": p.lpips_weight, "hard_pixels": p.hard_pixel_weight}
 
 
 @torch.no_grad()
